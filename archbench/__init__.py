@@ -1,0 +1,25 @@
+"""archbench: compare vision-Transformer architectures, measured, side by side.
+
+Plugin authors need two names from here: :data:`hookimpl` to mark hook implementations,
+and the data classes re-exported from :mod:`archbench.spec`.
+"""
+
+import pluggy
+
+from archbench.spec import Architecture, InputKind, ModelSpec, RunSettings, UsageError, Variant
+
+__version__ = "0.1.0"
+
+#: Marker for hook implementations: ``@archbench.hookimpl``.
+hookimpl = pluggy.HookimplMarker("archbench")
+
+__all__ = [
+    "Architecture",
+    "InputKind",
+    "ModelSpec",
+    "RunSettings",
+    "UsageError",
+    "Variant",
+    "__version__",
+    "hookimpl",
+]

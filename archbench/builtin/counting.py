@@ -1,0 +1,103 @@
+"""Core plugin (torch imported lazily, as in every core plugin): parameters, fvcore MACs, the token-mixer breakdown and a FlopCounterMode cross-check."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from archbench import hookimpl
+from archbench.complexity import CORE_HANDLERS, AnalysisContext, Handle
+from archbench.spec import ModelSpec
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: fvcore operator keys that are matrix products or convolutions: the work that
+#: ``FlopCounterMode`` also counts. The rest of fvcore's total (norms, pooling, FFTs and
+#: element-wise products counted by plugin handlers) is outside the cross-check.
+MATRIX_OPERATORS = frozenset(
+    {"conv", "linear", "matmul", "mm", "addmm", "bmm", "baddbmm", "einsum",
+     "scaled_dot_product_attention"}
+)
+
+
+@hookimpl
+def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Handle | None]:
+    return dict(CORE_HANDLERS)
+
+
+def _params(modules: list[nn.Module]) -> int:
+    seen: set[int] = set()
+    total = 0
+    for module in modules:
+        for p in module.parameters():
+            if id(p) not in seen:
+                seen.add(id(p))
+                total += p.numel()
+    return total
+
+
+def _modules_of_types(model: nn.Module, type_names: tuple[str, ...]) -> list[nn.Module]:
+    return [m for m in model.modules() if type(m).__name__ in type_names]
+
+
+def flop_counter_macs(ctx: AnalysisContext) -> int | None:
+    """PyTorch's own count of the same forward pass, on the meta device, in MACs.
+
+    ``FlopCounterMode`` counts 2 FLOPs per MAC; on the meta device the fused attention
+    kernel is dispatched to its math form and counted. Returns ``None`` where the model
+    cannot be rebuilt or run on the meta device.
+    """
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if ctx.rebuild is None:
+        return None
+    with torch.device("meta"):
+        model = ctx.rebuild().eval()
+    inputs = tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in ctx.inputs)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(*inputs)
+    return counter.get_total_flops() // 2
+
+
+@hookimpl(tryfirst=True)
+def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
+    model, arch, flops = ctx.model, ctx.spec.arch, ctx.flops
+    mixers = _modules_of_types(model, arch.token_mixer_types)
+    mlps = _modules_of_types(model, arch.mlp_types)
+    mixer_macs = flops.macs_of_types(arch.token_mixer_types)
+    mlp_macs = flops.macs_of_types(arch.mlp_types)
+    columns: dict[str, Any] = {
+        "params_m": _params([model]) / 1e6,
+        "trainable_params_m": sum(p.numel() for p in model.parameters() if p.requires_grad) / 1e6,
+        "gmacs": flops.total / 1e9,
+        "gflops": 2 * flops.total / 1e9,
+        "mixer_gmacs": mixer_macs / 1e9 if mixers else None,
+        "mixer_params_m": _params(mixers) / 1e6 if mixers else None,
+        "mlp_gmacs": mlp_macs / 1e9 if mlps else None,
+        "mlp_params_m": _params(mlps) / 1e6 if mlps else None,
+        "other_gmacs": (flops.total - mixer_macs - mlp_macs) / 1e9,
+        "mixer_share": mixer_macs / flops.total if mixers and flops.total else None,
+        "unsupported_ops": ", ".join(sorted(flops.unsupported)),
+        "flops_by_operator": {k: int(v) for k, v in sorted(flops.by_operator.items())},
+        "unsupported_operators": {k: int(v) for k, v in sorted(flops.unsupported.items())},
+    }
+    matrix = sum(v for k, v in flops.by_operator.items() if k in MATRIX_OPERATORS)
+    try:
+        check = flop_counter_macs(ctx)
+    except Exception as exc:  # the cross-check must never cost the row
+        check = None
+        columns["flop_crosscheck"] = {"error": f"{type(exc).__name__}: {exc}"}
+    if check is not None:
+        diff = (check - matrix) / matrix if matrix else 0.0
+        columns["gmacs_flopcounter"] = check / 1e9
+        columns["gmacs_crosscheck_diff"] = diff
+        columns["flop_crosscheck"] = {
+            "fvcore_matrix_macs": int(matrix),
+            "flopcountermode_macs": int(check),
+            "relative_difference": diff,
+            "compared": "matrix products, convolutions and attention (FlopCounterMode's "
+            "scope); fvcore's norms, pooling and plugin-counted element-wise ops are "
+            "outside it",
+        }
+    return columns

@@ -1,0 +1,62 @@
+"""What the numbers were measured on: versions, device, CPU, threads, date."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+PACKAGES = ("archbench", "torch", "timm", "fvcore", "pandas", "pluggy")
+
+
+def _version(package: str) -> str | None:
+    try:
+        return version(package)
+    except PackageNotFoundError:
+        return None
+
+
+def cpu_model() -> str:
+    """The CPU's marketing name, from /proc/cpuinfo where there is one."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def collect(device: str) -> dict[str, Any]:
+    """The environment of a run on ``device`` (imports torch)."""
+    import torch
+
+    env: dict[str, Any] = {pkg: _version(pkg) for pkg in PACKAGES}
+    env.update(
+        python=platform.python_version(),
+        os=platform.platform(),
+        cpu=cpu_model(),
+        cpu_count=os.cpu_count(),
+        threads=torch.get_num_threads(),
+        date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        device=device,
+        device_name=cpu_model(),
+        cuda=torch.version.cuda,
+        cudnn=None,
+    )
+    if device.startswith("cuda"):
+        index = torch.device(device).index or 0
+        props = torch.cuda.get_device_properties(index)
+        env.update(
+            device_name=props.name,
+            gpu_memory_gb=round(props.total_memory / 2**30, 1),
+            gpu_capability=f"{props.major}.{props.minor}",
+            cudnn=torch.backends.cudnn.version(),
+            cudnn_benchmark=torch.backends.cudnn.benchmark,
+            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
+            tf32_cudnn=torch.backends.cudnn.allow_tf32,
+        )
+    return env

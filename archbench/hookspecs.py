@@ -1,0 +1,179 @@
+"""The hooks archbench calls: the plugin author's reference.
+
+A plugin is a module (or object) with functions marked ``@archbench.hookimpl`` whose names
+are the hook names below; install it under the ``archbench`` entry-point group::
+
+    [project.entry-points.archbench]
+    myarch = "archbench_myarch"
+
+The core's own behaviour (parameter and FLOP counting, latency, example inputs, the report
+writers) is implemented by plugins on the same hooks (:mod:`archbench.builtin`), so any of
+it can be extended or replaced.
+
+The hooks run in this order for every model of ``archbench compare``::
+
+    archbench_architectures            once, at start-up (also for ``archbench list``)
+    archbench_validate                 for every requested model, before anything is built
+    archbench_build_model              one model at a time
+    archbench_example_inputs           once for analysis (batch 1), once per batch size
+    archbench_flop_handlers            once per model, before the analysis
+    archbench_analyze                  once per model
+    archbench_evaluate                 once per model and batch size
+    archbench_report_writers           whenever the report files are (re)written
+
+Rules shared by ``archbench_analyze`` and ``archbench_evaluate``: the returned dict's keys
+are column names, with the unit in the name (``gmacs``, ``latency_ms_median``). A scalar
+value (number, string, bool, ``None``) becomes a column of the table; a ``dict`` or
+``list`` value is kept only in ``report.json``, under the row's ``details``. Two plugins
+returning the same column is an error, so name columns after what they measure.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+if TYPE_CHECKING:
+    import torch
+
+    from archbench.complexity import AnalysisContext
+    from archbench.report import ReportWriter
+    from archbench.spec import Architecture, ModelSpec, RunSettings
+
+hookspec = pluggy.HookspecMarker("archbench")
+
+
+@hookspec
+def archbench_architectures() -> list[Architecture]:
+    """Register the architectures this plugin provides.
+
+    Receives nothing. Returns a list of :class:`archbench.Architecture` (name, family,
+    paper, input kind, named variants with their config and default input size, default
+    variant). Return an empty list, or do not implement the hook, to register none.
+
+    Called by the core once, when the plugin manager is set up (``archbench list`` and every
+    command that resolves ``ARCH[:VARIANT]``). It must be cheap: do not import torch or
+    build anything here. Two plugins registering the same architecture name is an error.
+    """
+
+
+@hookspec
+def archbench_validate(spec: ModelSpec) -> None:
+    """Check a requested model before anything is built; raise :class:`archbench.UsageError`.
+
+    Receives the :class:`archbench.ModelSpec` (architecture, variant, config with the
+    user's overrides applied, input size). Returns nothing; raise ``UsageError`` with a
+    one-line message for a configuration that cannot work (the CLI prints it and exits
+    with code 2). Ignore specs of architectures you do not own (``spec.arch.name``).
+
+    Called by the core for every requested model before the first model is built, so a
+    typo in the last argument fails in a second, not after an hour. Must not import torch
+    or build the model; check the arithmetic of the config instead.
+    """
+
+
+@hookspec(firstresult=True)
+def archbench_build_model(spec: ModelSpec) -> torch.nn.Module | None:
+    """Build the model for ``spec``, randomly initialised, on the CPU, in fp32.
+
+    Receives the :class:`archbench.ModelSpec`. Returns an ``nn.Module`` if this plugin
+    owns ``spec.arch.name``, otherwise ``None`` (the first non-``None`` answer wins).
+
+    Called by the core once per model, one model at a time; the core moves it to the device
+    and dtype and puts it in eval mode. An exception here costs that model's rows
+    (``status=error``), not the run. The core may also call it under
+    ``with torch.device("meta")`` for the FLOP cross-check, so build with ordinary
+    ``torch.nn`` constructors and do not move tensors to a fixed device.
+    """
+
+
+@hookspec(firstresult=True)
+def archbench_example_inputs(
+    spec: ModelSpec, model: torch.nn.Module, batch_size: int
+) -> tuple[Any, ...] | None:
+    """Make example inputs for one forward pass: ``model(*inputs)``.
+
+    Receives the spec, the built model (on the CPU) and the batch size. Returns a tuple of
+    tensors on the CPU, or ``None`` to leave it to the next plugin. The core's own plugin
+    (which runs last) answers for every architecture: a ``(B, 3, H, W)`` normal image
+    batch for ``input_kind="image"``, ``(B, seq_len)`` token ids below
+    ``config["vocab_size"]`` for ``input_kind="tokens"``. Implement it only for a model
+    with other inputs (an encoder-decoder's source and target, say).
+
+    Called by the core once for the complexity analysis (batch 1) and once per batch size
+    for evaluation; the core moves floating-point tensors to the run's device and dtype.
+    """
+
+
+@hookspec
+def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Callable[..., Any] | None]:
+    """Add fvcore FLOP handlers for operators fvcore does not count in this model.
+
+    Receives the spec of the model about to be counted. Returns ``{"aten::op_name":
+    handle}``, where ``handle(inputs, outputs)`` follows fvcore's ``Handle`` protocol
+    (``inputs``/``outputs`` are lists of ``torch._C.Value``; return the op's
+    multiply-accumulate count). A handle of ``None`` marks an op as deliberately not
+    counted, so it is not listed as unsupported. Return handlers only for your own
+    architectures unless they are right for every model (the core's
+    ``aten::scaled_dot_product_attention`` handler is).
+
+    Called by the core once per model, before ``archbench_analyze``; the merged handlers
+    give ``ctx.flops``. Two plugins handling the same op for one model is an error.
+    """
+
+
+@hookspec
+def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
+    """Add complexity columns for one model: counts and analytic formulas.
+
+    Receives an :class:`archbench.complexity.AnalysisContext`: ``ctx.spec``, ``ctx.model``
+    (CPU, fp32, eval mode), ``ctx.inputs`` (batch 1), and ``ctx.flops``, the model's
+    fvcore count with every plugin's handlers (computed once, on first use, shared by all
+    plugins: ``total``, ``by_module``, ``by_operator``, ``unsupported``). Returns a dict
+    of columns (see the module docstring), or ``None`` for a model you have nothing to
+    say about.
+
+    Called by the core once per model, before any evaluation. The core's complexity
+    plugin answers for every model with parameters, GMACs/GFLOPs, the token-mixer
+    breakdown and the ``FlopCounterMode`` cross-check; architecture plugins add their
+    analytic formulas (e.g. Swin eqs. 1 and 2) for their own models.
+    """
+
+
+@hookspec
+def archbench_evaluate(
+    spec: ModelSpec,
+    model: torch.nn.Module,
+    inputs: tuple[Any, ...],
+    batch_size: int,
+    settings: RunSettings,
+) -> dict[str, Any] | None:
+    """Add evaluation columns for one model at one batch size.
+
+    Receives the spec, the model (on ``settings.device`` in ``settings.dtype``, eval
+    mode), its inputs for ``batch_size`` (same device and dtype) and the run's
+    :class:`archbench.RunSettings`. Returns a dict of columns, or ``None``.
+
+    Called by the core once per model and batch size, after the analysis, inside
+    ``torch.inference_mode()``; not called with ``--no-latency``. The core's benchmark
+    plugin adds latency percentiles, throughput and peak memory. A CUDA out-of-memory
+    raised here marks the row ``status=oom``; any other exception ``status=error``.
+    """
+
+
+@hookspec
+def archbench_report_writers() -> list[ReportWriter]:
+    """Provide report writers, one per output format.
+
+    Receives nothing. Returns a list of :class:`archbench.report.ReportWriter`
+    (``format`` as given to ``--format``, the ``filename`` it writes, and
+    ``render(report) -> str | bytes``). A later plugin's writer for the same format
+    replaces an earlier one. The core writes the rendered text atomically (temporary file,
+    then rename), so an interrupted run leaves whole files.
+
+    Called by the core to learn the valid ``--format`` values, and after every finished
+    row to rewrite the run's files. The core's writers plugin provides ``csv``, ``md`` and
+    ``json``.
+    """

@@ -1,0 +1,134 @@
+"""The architectures the plugins registered, and turning ``ARCH[:VARIANT]`` into model specs.
+
+No torch here: ``archbench list`` and all argument checking run before torch is imported.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import fnmatch
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import pluggy
+
+from archbench.spec import Architecture, ModelSpec, UsageError
+
+
+class Registry:
+    """Every registered architecture by name, with the plugin that registered it."""
+
+    def __init__(self, architectures: Iterable[Architecture]) -> None:
+        self.architectures: dict[str, Architecture] = {}
+        for arch in architectures:
+            if arch.name in self.architectures:
+                other = self.architectures[arch.name]
+                raise UsageError(
+                    f"architecture {arch.name!r} is registered twice: by plugin "
+                    f"{other.plugin!r} and by plugin {arch.plugin!r}"
+                )
+            self.architectures[arch.name] = arch
+
+    @classmethod
+    def from_plugins(cls, pm: pluggy.PluginManager) -> Registry:
+        archs = []
+        hook = pm.hook.archbench_architectures
+        for impl in hook.get_hookimpls():
+            for arch in impl.function() or []:
+                archs.append(dataclasses.replace(arch, plugin=impl.plugin_name))
+        return cls(archs)
+
+    def names(self) -> list[str]:
+        return sorted(self.architectures)
+
+    def match(self, pattern: str = "*") -> list[tuple[Architecture, str]]:
+        """``(architecture, variant)`` pairs whose ``arch:variant`` matches an fnmatch pattern.
+
+        A pattern without ``:`` matches architecture names (all their variants).
+        """
+        if ":" not in pattern:
+            pattern += ":*"
+        return [
+            (arch, variant)
+            for name, arch in sorted(self.architectures.items())
+            for variant in arch.variants
+            if fnmatch.fnmatchcase(f"{name}:{variant}", pattern)
+        ]
+
+    def get(self, name: str) -> Architecture:
+        try:
+            return self.architectures[name]
+        except KeyError:
+            raise UsageError(_unknown("architecture", name, self.names())) from None
+
+    def resolve(
+        self,
+        target: str,
+        *,
+        img_size: int | None = None,
+        seq_len: int | None = None,
+        overrides: Mapping[str, str] | None = None,
+    ) -> ModelSpec:
+        """``ARCH[:VARIANT]`` plus the CLI's input size and ``--set`` overrides → a spec."""
+        name, _, variant_name = target.partition(":")
+        arch = self.get(name)
+        variant_name = variant_name or arch.default_variant
+        if variant_name not in arch.variants:
+            raise UsageError(
+                _unknown(f"variant of {arch.name!r}", variant_name, list(arch.variants))
+            )
+        variant = arch.variants[variant_name]
+        config = dict(variant.config)
+        applied = {}
+        for key, raw in (overrides or {}).items():
+            scope, dot, field_name = key.rpartition(".")
+            if dot and scope != arch.name:
+                continue  # ``swin.window_size=...`` does not concern this architecture
+            if field_name not in config:
+                raise UsageError(
+                    f"--set {key}: {arch.name}:{variant_name} has no config field "
+                    f"{field_name!r}; its fields are: {', '.join(sorted(config))}"
+                )
+            config[field_name] = applied[field_name] = parse_value(
+                raw, config[field_name], f"{key}"
+            )
+        if arch.input_kind == "tokens":
+            return ModelSpec(arch, variant_name, config, seq_len=seq_len or variant.seq_len,
+                             overrides=applied)
+        return ModelSpec(arch, variant_name, config, img_size=img_size or variant.img_size,
+                         overrides=applied)
+
+
+def parse_value(raw: str, default: Any, key: str) -> Any:
+    """Parse a ``--set`` value to the type of the field's default."""
+    try:
+        if isinstance(default, bool):
+            lowered = raw.lower()
+            if lowered in ("1", "true", "yes", "on"):
+                return True
+            if lowered in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            return int(raw)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, (tuple, list)):
+            value = ast.literal_eval(raw)
+            if not isinstance(value, (tuple, list)):
+                value = (value,)
+            return type(default)(value)
+        if default is None:
+            return ast.literal_eval(raw)
+        return raw
+    except (ValueError, SyntaxError):
+        kind = type(default).__name__
+        raise UsageError(f"--set {key}={raw}: expected a value of type {kind}") from None
+
+
+def _unknown(what: str, name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
+    return f"unknown {what} {name!r}{hint} (choices: {', '.join(sorted(choices))})"

@@ -1,0 +1,115 @@
+"""The plain data that flows between the core and the plugins.
+
+Nothing here imports torch: ``archbench list`` reads these objects without it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+InputKind = Literal["image", "tokens"]
+
+
+class UsageError(Exception):
+    """Bad input from the user: the CLI prints the message on one line and exits with code 2.
+
+    Plugins raise it from ``archbench_validate`` (before any model is built) for a
+    configuration that cannot work, e.g. an image size the patch size does not divide.
+    """
+
+
+@dataclass(frozen=True)
+class Variant:
+    """One named configuration of an architecture.
+
+    ``config`` holds the keyword arguments of the plugin's model constructor; every key can
+    be overridden from the CLI with ``--set KEY=VALUE`` (the value is parsed to the type
+    of the default).  ``img_size`` / ``seq_len`` is the variant's default input size.
+    """
+
+    config: Mapping[str, Any]
+    img_size: int | None = None
+    seq_len: int | None = None
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """An architecture as a plugin registers it (see ``archbench_architectures``).
+
+    ``token_mixer_types`` and ``mlp_types`` are module class names; the core sums fvcore's
+    per-module counts over modules of those classes for the token-mixer breakdown.
+    ``max_seq_len`` is the longest sequence a token model accepts (``None``: no limit).
+    """
+
+    name: str
+    family: str
+    paper: str
+    input_kind: InputKind
+    variants: Mapping[str, Variant]
+    default_variant: str
+    description: str = ""
+    token_mixer_types: tuple[str, ...] = ()
+    mlp_types: tuple[str, ...] = ()
+    max_seq_len: int | None = None
+    #: Filled in by the core: the name of the plugin that registered it.
+    plugin: str = ""
+
+    def __post_init__(self) -> None:
+        if self.default_variant not in self.variants:
+            raise ValueError(
+                f"architecture {self.name!r}: default variant {self.default_variant!r} "
+                f"is not one of {sorted(self.variants)}"
+            )
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything needed to build one model and feed it: one row of the report per batch size.
+
+    ``config`` is the variant's config with the user's ``--set`` overrides applied.
+    Exactly one of ``img_size`` (image models) and ``seq_len`` (token models) is set.
+    """
+
+    arch: Architecture
+    variant: str
+    config: Mapping[str, Any]
+    img_size: int | None = None
+    seq_len: int | None = None
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        """``arch:variant``, plus the overrides, e.g. ``vit:small[depth=6]``."""
+        base = f"{self.arch.name}:{self.variant}"
+        if self.overrides:
+            base += "[" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + "]"
+        return base
+
+    @property
+    def input_desc(self) -> str:
+        """Human-readable input size: ``224x224`` for images, ``seq 512`` for tokens."""
+        if self.arch.input_kind == "tokens":
+            return f"seq {self.seq_len}"
+        return f"{self.img_size}x{self.img_size}"
+
+    def replace(self, **changes: Any) -> ModelSpec:
+        return dataclasses.replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How models are evaluated; built by the CLI from its options."""
+
+    batch_sizes: tuple[int, ...] = (1,)
+    device: str = "cpu"
+    dtype: str = "fp32"
+    warmup: int = 5
+    min_time: float = 1.0
+    threads: int | None = None
+    latency: bool = True
+    #: Print tracebacks of failed rows to stderr.
+    debug: bool = False

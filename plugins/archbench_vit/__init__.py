@@ -1,0 +1,98 @@
+"""archbench plugin: ViT (Dosovitskiy et al. 2021), registered under the ``archbench`` entry point.
+
+This module stays light (no torch import) so that ``archbench list`` answers fast; the
+model lives in :mod:`archbench_vit.model` and is imported when a model is built.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench.formulas import msa_crossover_tokens, msa_macs
+
+NAME = "vit"
+
+
+def _variant(patch: int, dim: int, depth: int, heads: int, img: int, desc: str) -> Variant:
+    config = {"patch_size": patch, "embed_dim": dim, "depth": depth, "num_heads": heads,
+              "mlp_ratio": 4.0, "num_classes": 1000}
+    return Variant(config=config, img_size=img, description=desc)
+
+
+VIT = Architecture(
+    name=NAME,
+    family="ViT",
+    paper="Dosovitskiy et al. 2021, An Image is Worth 16x16 Words (ICLR); DeiT: Touvron et al. 2021",
+    input_kind="image",
+    default_variant="small",
+    description="Vision Transformer: 16x16 patches as tokens, class token, global MSA encoder",
+    variants={
+        "tiny": _variant(16, 192, 12, 3, 224, "ViT-Ti/16 = DeiT-Ti"),
+        "small": _variant(16, 384, 12, 6, 224, "ViT-S/16 = DeiT-S"),
+        "base": _variant(16, 768, 12, 12, 224, "ViT-B/16 = DeiT-B"),
+        "large": _variant(16, 1024, 24, 16, 224, "ViT-L/16"),
+        "huge": _variant(14, 1280, 32, 16, 224, "ViT-H/14"),
+        "base_patch32": _variant(32, 768, 12, 12, 224, "ViT-B/32"),
+        "base_384": _variant(16, 768, 12, 12, 384, "ViT-B/16 at 384"),
+    },
+    token_mixer_types=("Attention",),
+    mlp_types=("Mlp",),
+)
+
+
+@hookimpl
+def archbench_architectures() -> list[Architecture]:
+    return [VIT]
+
+
+@hookimpl
+def archbench_validate(spec: ModelSpec) -> None:
+    if spec.arch.name != NAME:
+        return
+    cfg = spec.config
+    if cfg["patch_size"] < 1 or spec.img_size % cfg["patch_size"]:
+        raise UsageError(
+            f"{spec.name}: image size {spec.img_size} is not divisible by the patch size "
+            f"{cfg['patch_size']}"
+        )
+    if cfg["embed_dim"] % cfg["num_heads"]:
+        raise UsageError(
+            f"{spec.name}: embed_dim {cfg['embed_dim']} is not divisible by num_heads "
+            f"{cfg['num_heads']}"
+        )
+    if cfg["depth"] < 1:
+        raise UsageError(f"{spec.name}: depth must be at least 1, got {cfg['depth']}")
+
+
+@hookimpl
+def archbench_build_model(spec: ModelSpec):
+    if spec.arch.name != NAME:
+        return None
+    from archbench_vit.model import VisionTransformer
+
+    return VisionTransformer(img_size=spec.img_size, **spec.config)
+
+
+@hookimpl
+def archbench_analyze(ctx) -> dict[str, Any] | None:
+    """Global MSA cost, Swin paper eq. (1), per block and summed, beside the counted MACs."""
+    if ctx.spec.arch.name != NAME:
+        return None
+    cfg = ctx.spec.config
+    tokens = (ctx.spec.img_size // cfg["patch_size"]) ** 2 + 1  # patches + class token
+    per_layer = msa_macs(tokens, cfg["embed_dim"])
+    total = per_layer * cfg["depth"]
+    return {
+        "mixer": "msa",
+        "mixer_gmacs_formula": total / 1e9,
+        "mixer_gmacs_as_msa": total / 1e9,
+        "mixer_formula": {
+            "equation": "Swin eq. (1): 4NC^2 + 2N^2C per block, softmax omitted",
+            "tokens": tokens,
+            "dim": cfg["embed_dim"],
+            "blocks": cfg["depth"],
+            "macs_per_block": per_layer,
+            "crossover_tokens": msa_crossover_tokens(cfg["embed_dim"]),
+        },
+    }

@@ -1,0 +1,68 @@
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+@pytest.fixture
+def run_cli(monkeypatch, tmp_path):
+    """Invoke the CLI in-process with the test plugin loaded; returns the click Result.
+
+    ``result.run_dir`` is the run folder the command wrote (or None).
+    """
+    from archbench.cli import main
+
+    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin")
+    import archbench_testplugin
+
+    archbench_testplugin.BUILDS.clear()
+
+    def run(*args: str, out: Path | None = None):
+        out = out or tmp_path / "results"
+        argv = list(args)
+        if args and args[0] == "compare" and "--out" not in args:
+            argv += ["--out", str(out)]
+        result = CliRunner().invoke(main, argv)
+        runs = sorted(out.glob("*")) if out.is_dir() else []
+        result.run_dir = runs[-1] if runs else None
+        return result
+
+    return run
+
+
+def read_report(run_dir: Path) -> dict:
+    return json.loads((run_dir / "report.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def plugin_manager():
+    from archbench.plugins import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+@pytest.fixture(scope="session")
+def analyze(plugin_manager):
+    """``analyze("vit:base", img_size=384)`` → the complexity columns and JSON details that
+    ``archbench compare --no-latency`` would report, through the same plugin calls."""
+    from archbench.registry import Registry
+    from archbench.report import Report
+    from archbench.runner import Runner
+    from archbench.spec import RunSettings
+
+    registry = Registry.from_plugins(plugin_manager)
+    report = Report("compare", "test", "now", {}, {})
+    runner = Runner(plugin_manager, RunSettings(latency=False), report, None, [])
+
+    def run(target: str, **kwargs):
+        spec = registry.resolve(target, **kwargs)
+        plugin_manager.hook.archbench_validate(spec=spec)
+        return runner.analyze(spec, runner.build(spec))
+
+    return run
