@@ -12,6 +12,7 @@ import os
 import re
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -74,11 +75,14 @@ def list_command(pattern: str, as_json: bool) -> None:
     """
     _, registry = _setup()
     rows = []
-    for arch, name in registry.match(pattern):
-        variant = arch.variants[name]
+    try:
+        matches = registry.match(pattern)
+    except UsageError as exc:
+        fail(str(exc))
+    for arch, name, variant in matches:
         rows.append({
             "name": f"{arch.name}:{name}",
-            "default": name == arch.default_variant,
+            "default": name == arch.default_variant and name in arch.variants,
             "family": arch.family,
             "input_kind": arch.input_kind,
             "input": f"seq {variant.seq_len}" if arch.input_kind == "tokens"
@@ -107,18 +111,36 @@ def list_command(pattern: str, as_json: bool) -> None:
 
 
 @main.command("plugins")
+@click.argument("name", required=False)
+@click.option("--hook", "hook_name", metavar="HOOK", help="Only plugins implementing HOOK.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
-def plugins_command(as_json: bool) -> None:
+def plugins_command(name: str | None, hook_name: str | None, as_json: bool) -> None:
     """Show installed plugins: distribution, version, hooks implemented, load errors.
 
     \b
-    Example:
-      archbench plugins --json
+    Examples:
+      archbench plugins
+      archbench plugins vit --json
+      archbench plugins --hook archbench_analyze
     """
     from dataclasses import asdict
 
+    from archbench import hookspecs
+
     pm, _ = _setup()
     infos = list(pm.infos.values())
+    if name is not None:
+        infos = [i for i in infos if i.name == name]
+        if not infos:
+            fail(f"no plugin named {name!r} is installed; installed: "
+                 f"{', '.join(sorted(pm.infos))}")
+    if hook_name is not None:
+        if not hook_name.startswith("archbench_"):
+            hook_name = f"archbench_{hook_name}"
+        if not hasattr(hookspecs, hook_name):
+            hooks = sorted(h for h in dir(hookspecs) if h.startswith("archbench_"))
+            fail(f"--hook {hook_name!r} is not an archbench hook; hooks: {', '.join(hooks)}")
+        infos = [i for i in infos if hook_name in i.hooks]
     if as_json:
         click.echo(json.dumps([asdict(i) for i in infos], indent=2))
         return
@@ -128,6 +150,41 @@ def plugins_command(as_json: bool) -> None:
             click.echo(f"  FAILED TO LOAD: {info.error}")
         else:
             click.echo(f"  hooks: {', '.join(info.hooks) or '-'}")
+
+
+# -- report ---------------------------------------------------------------------------
+
+
+@main.command("report")
+@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path),
+                metavar="RUN_DIR...")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
+              show_default=True, help="Folder that receives the merged run folder.")
+def report_command(run_dirs: tuple[Path, ...], out: Path) -> None:
+    """Merge run folders (from several machines or days) into one report.
+
+    Rows keep their run, device and environment; report.md flags a table that mixes
+    devices.
+
+    \b
+    Example:
+      archbench report results/20261125-101500-compare-vit results/20261126-*-compare-vit
+    """
+    pm, _ = _setup()
+    from archbench.report import merge_runs
+
+    try:
+        merged = merge_runs(list(run_dirs), shlex.join(["archbench", *sys.argv[1:]]),
+                            dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    except UsageError as exc:
+        fail(str(exc))
+    run_dir = make_run_dir(out, "report", sorted({r["arch"] for r in merged.rows}))
+    for writer in report_writers(pm).values():
+        writer.write(merged, run_dir)
+    print_table(merged)
+    for note in merged.notes:
+        click.echo(f"note: {note}", err=True)
+    click.echo(f"\nreports: {run_dir}{os.sep}", err=True)
 
 
 # -- compare --------------------------------------------------------------------------
@@ -199,10 +256,15 @@ def resolve_specs(registry, targets: tuple[str, ...], img_size: int | None,
     return specs
 
 
-def make_run_dir(out: Path, specs: list[ModelSpec], kind: str) -> Path:
+def report_writers(pm) -> dict[str, Any]:
+    """Format name → writer; a later plugin's writer replaces an earlier one's."""
+    return {w.format: w for ws in reversed(pm.hook.archbench_report_writers()) for w in ws}
+
+
+def make_run_dir(out: Path, kind: str, arch_names: list[str]) -> Path:
     """A fresh folder under ``out`` for this run; fails with exit 2 if it cannot be written."""
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    names = "_".join(dict.fromkeys(s.arch.name for s in specs))[:40]
+    names = "_".join(dict.fromkeys(arch_names))[:40]
     try:
         out.mkdir(parents=True, exist_ok=True)
         for n in range(1000):
@@ -220,37 +282,137 @@ def make_run_dir(out: Path, specs: list[ModelSpec], kind: str) -> Path:
     return run_dir
 
 
+def measurement_options(command: Callable) -> Callable:
+    """The options ``compare`` and ``sweep`` share: how models are built, timed and reported."""
+    options = [
+        click.option("--batch-size", "batch_sizes", multiple=True, metavar="N[,N...]",
+                     help="Batch size(s) for latency; repeatable or comma-separated. "
+                     "Default 1."),
+        click.option("--max-batch", is_flag=True, help="Find the largest batch that fits "
+                     "(doubling, then bisection) and time that; not with --batch-size."),
+        click.option("--max-memory", type=click.FloatRange(min=1), metavar="MB",
+                     help="Memory budget for --max-batch (default: 90% of free memory)."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto, cpu, cuda or cuda:N."),
+        click.option("--dtype", type=click.Choice(["fp32", "tf32", "fp16", "bf16"]),
+                     default="fp32", show_default=True,
+                     help="Evaluation dtype; TF32 matmuls only with tf32 (counting always "
+                     "runs in fp32)."),
+        click.option("--amp", "amp", is_flag=True,
+                     help="Shorthand for --dtype bf16 (fp16 on GPUs without bf16)."),
+        click.option("--mode", type=click.Choice(["infer", "train"]), default="infer",
+                     show_default=True, help="Time a forward pass, or a training step "
+                     "(forward, loss, backward, SGD step)."),
+        click.option("--channels-last", is_flag=True, help="Channels-last memory format."),
+        click.option("--compile", "compile_mode", is_flag=False, flag_value="default",
+                     default=None, metavar="[MODE]",
+                     help="torch.compile the model (default, reduce-overhead, max-autotune);"
+                     " compile time is its own column."),
+        click.option("--cuda-graphs", is_flag=True, help="Replay a captured CUDA graph."),
+        click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
+                     help="Untimed iterations before the first trial."),
+        click.option("--min-time", type=click.FloatRange(min=0), default=1.0,
+                     show_default=True, help="Seconds of timed iterations per row, over "
+                     "all trials (at least 5 iterations)."),
+        click.option("--repeat", type=click.IntRange(min=1), default=5, show_default=True,
+                     help="Trials per row; models are interleaved across trials."),
+        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch "
+                     "(default: torch's own choice; recorded either way)."),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
+                     show_default=True, help="Folder that receives a fresh run folder."),
+        click.option("--format", "formats", multiple=True, metavar="FMT",
+                     help="Report format(s): csv, md, json (default all) or a plugin's."),
+        click.option("--no-latency", is_flag=True,
+                     help="Complexity only: params, FLOPs, formulas."),
+        click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
+                     help="Override a config field of every model (ARCH.KEY=VALUE for one "
+                     "architecture), e.g. --set depth=6."),
+        click.option("--debug", is_flag=True, help="Print tracebacks of failed rows."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def run_settings(pm, specs: list[ModelSpec], o: dict[str, Any]) -> RunSettings:
+    """Check the measurement options against each other and the machine; exit 2 if bad."""
+    if o["max_batch"] and o["batch_sizes"]:
+        fail("--max-batch finds the batch size itself; drop --batch-size")
+    dtype = o["dtype"]
+    device = resolve_device(o["device"])
+    if o["amp"]:
+        dtype = "bf16"
+        if device.startswith("cuda"):
+            import torch
+
+            dtype = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    if o["cuda_graphs"] and not device.startswith("cuda"):
+        fail(f"--cuda-graphs needs a CUDA device; this run is on {device}")
+    if o["compile_mode"] is not None:
+        import torch
+
+        if not hasattr(torch, "compile"):
+            fail(f"--compile needs torch.compile (torch >= 2.0); this is torch "
+                 f"{torch.__version__}")
+        if o["compile_mode"] not in ("default", "reduce-overhead", "max-autotune",
+                                     "max-autotune-no-cudagraphs"):
+            fail(f"--compile {o['compile_mode']!r}: expected default, reduce-overhead or "
+                 "max-autotune")
+    if o["mode"] == "train":
+        check_trainable(pm, specs)
+    return RunSettings(
+        batch_sizes=_batch_sizes(o["batch_sizes"]), device=device, dtype=dtype,
+        warmup=o["warmup"], min_time=o["min_time"], repeat=o["repeat"], threads=o["threads"],
+        latency=not o["no_latency"], mode=o["mode"], channels_last=o["channels_last"],
+        compile=o["compile_mode"], cuda_graphs=o["cuda_graphs"], max_batch=o["max_batch"],
+        max_memory_mb=o["max_memory"], debug=o["debug"],
+    )
+
+
+def check_trainable(pm, specs: list[ModelSpec]) -> None:
+    """``--mode train`` needs parameters that require grad; checked on the meta device."""
+    import torch
+
+    for spec in specs:
+        with torch.device("meta"):
+            model = pm.hook.archbench_build_model(spec=spec)
+        if model is not None and not any(p.requires_grad for p in model.parameters()):
+            fail(f"--mode train: {spec.name} has no parameters that require grad")
+
+
+def chosen_writers(pm, formats: tuple[str, ...]) -> list:
+    writers = report_writers(pm)
+    unknown = [f for f in formats if f not in writers]
+    if unknown:
+        fail(f"--format {unknown[0]!r}: choose from {', '.join(sorted(writers))}")
+    return [writers[f] for f in dict.fromkeys(formats or writers)]
+
+
+def validated_specs(pm, registry, targets, img_sizes, seq_lens, overrides) -> list[ModelSpec]:
+    """Every target at every requested input size, checked by the core and the plugins."""
+    try:
+        specs = []
+        for img_size in img_sizes:
+            for seq_len in seq_lens:
+                specs += resolve_specs(registry, targets, img_size, seq_len,
+                                       _overrides(overrides))
+        unique = list({(s.name, s.input_desc): s for s in specs}.values())
+        for spec in unique:
+            pm.hook.archbench_validate(spec=spec)
+        return unique
+    except UsageError as exc:
+        fail(str(exc))
+
+
 @main.command("compare")
 @click.argument("targets", nargs=-1, required=True, metavar="ARCH[:VARIANT]...")
 @click.option("--img-size", type=int, help="Input resolution for image models "
               "(default: each variant's own).")
 @click.option("--seq-len", type=int, help="Sequence length for token models "
               "(default: each variant's own).")
-@click.option("--batch-size", "batch_sizes", multiple=True, metavar="N[,N...]",
-              help="Batch size(s) for latency; repeatable or comma-separated. Default 1.")
-@click.option("--device", default="auto", show_default=True,
-              help="auto, cpu, cuda or cuda:N.")
-@click.option("--dtype", type=click.Choice(["fp32", "fp16", "bf16"]), default="fp32",
-              show_default=True, help="Evaluation dtype (counting always runs in fp32).")
-@click.option("--warmup", type=click.IntRange(min=0), default=3, show_default=True,
-              help="Untimed iterations before timing.")
-@click.option("--min-time", type=click.FloatRange(min=0), default=1.0, show_default=True,
-              help="Seconds of timed iterations per row (at least 5 iterations).")
-@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch "
-              "(default: torch's own choice; recorded either way).")
-@click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
-              show_default=True, help="Folder that receives a fresh run folder.")
-@click.option("--format", "formats", multiple=True, metavar="FMT",
-              help="Report format(s): csv, md, json (default all) or a plugin's.")
-@click.option("--no-latency", is_flag=True, help="Complexity only: params, FLOPs, formulas.")
-@click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
-              help="Override a config field of every model (ARCH.KEY=VALUE for one "
-              "architecture), e.g. --set depth=6.")
-@click.option("--debug", is_flag=True, help="Print tracebacks of failed rows.")
+@measurement_options
 def compare_command(targets: tuple[str, ...], img_size: int | None, seq_len: int | None,
-                    batch_sizes: tuple[str, ...], device: str, dtype: str, warmup: int,
-                    min_time: float, threads: int | None, out: Path, formats: tuple[str, ...],
-                    no_latency: bool, overrides: tuple[str, ...], debug: bool) -> None:
+                    **options: Any) -> None:
     """Build, count and time each ARCH[:VARIANT]; print one table and write the reports.
 
     Each architecture's default variant is in the papers' ~4.5 GMACs class
@@ -262,26 +424,59 @@ def compare_command(targets: tuple[str, ...], img_size: int | None, seq_len: int
       archbench compare vit swin hornet
       archbench compare vit:small vit:base --batch-size 1,8 --threads 2
       archbench compare vit:base --img-size 384 --no-latency --set depth=6
+      archbench compare vit swin hornet --device cuda --dtype bf16 --batch-size 1,64
     """
     pm, registry = _setup()
-    sizes = _batch_sizes(batch_sizes)
+    specs = validated_specs(pm, registry, targets, [img_size], [seq_len], options["overrides"])
+    writers = chosen_writers(pm, options["formats"])
+    settings = run_settings(pm, specs, options)
+    run_dir = make_run_dir(options["out"], "compare", [s.arch.name for s in specs])
+    sys.exit(execute(pm, specs, settings, run_dir, writers, "compare"))
+
+
+def _sizes(value: str | None, option: str) -> list[int | None]:
+    if value is None:
+        return [None]
     try:
-        specs = resolve_specs(registry, targets, img_size, seq_len, _overrides(overrides))
-        for spec in specs:
-            pm.hook.archbench_validate(spec=spec)
-    except UsageError as exc:
-        fail(str(exc))
-    writers = {w.format: w for ws in reversed(pm.hook.archbench_report_writers()) for w in ws}
-    unknown = [f for f in formats if f not in writers]
-    if unknown:
-        fail(f"--format {unknown[0]!r}: choose from {', '.join(sorted(writers))}")
-    chosen = [writers[f] for f in dict.fromkeys(formats or writers)]
-    device = resolve_device(device)
-    settings = RunSettings(batch_sizes=sizes, device=device, dtype=dtype, warmup=warmup,
-                           min_time=min_time, threads=threads, latency=not no_latency,
-                           debug=debug)
-    run_dir = make_run_dir(out, specs, "compare")
-    sys.exit(execute(pm, specs, settings, run_dir, chosen, "compare"))
+        return [int(v) for v in value.split(",")]
+    except ValueError:
+        fail(f"{option} {value!r}: expected comma-separated integers, e.g. 224,384")
+
+
+@main.command("sweep")
+@click.argument("targets", nargs=-1, required=True, metavar="ARCH[:VARIANT]...")
+@click.option("--img-sizes", help="Image sizes for image models, e.g. 224,384,512,768.")
+@click.option("--seq-lens", help="Sequence lengths for token models, e.g. 128,512,2048.")
+@measurement_options
+def sweep_command(targets: tuple[str, ...], img_sizes: str | None, seq_lens: str | None,
+                  **options: Any) -> None:
+    """Cost against input size for whole models, with fitted log-log slopes.
+
+    Every ARCH[:VARIANT] runs at every size; the report adds, per model, the slope of
+    log(GMACs), log(latency) and log(memory) against log(tokens) (≈2 where global
+    attention dominates, ≈1 for windowed attention and convolutions).
+
+    \b
+    Examples:
+      archbench sweep vit swin hornet --img-sizes 224,384,512,768 --no-latency
+      archbench sweep transformer --seq-lens 128,512,2048
+    """
+    if img_sizes is None and seq_lens is None:
+        fail("give --img-sizes (image models) and/or --seq-lens (token models)")
+    pm, registry = _setup()
+    specs = []
+    images = [t for t in targets if registry.get(t.partition(":")[0]).input_kind == "image"]
+    tokens = [t for t in targets if t not in images]
+    if images:
+        specs += validated_specs(pm, registry, images, _sizes(img_sizes, "--img-sizes"),
+                                 [None], options["overrides"])
+    if tokens:
+        specs += validated_specs(pm, registry, tokens, [None],
+                                 _sizes(seq_lens, "--seq-lens"), options["overrides"])
+    writers = chosen_writers(pm, options["formats"])
+    settings = run_settings(pm, specs, options)
+    run_dir = make_run_dir(options["out"], "sweep", [s.arch.name for s in specs])
+    sys.exit(execute(pm, specs, settings, run_dir, writers, "sweep"))
 
 
 def execute(pm, specs: list[ModelSpec], settings: RunSettings, run_dir: Path,
@@ -289,16 +484,18 @@ def execute(pm, specs: list[ModelSpec], settings: RunSettings, run_dir: Path,
     """Run the specs, print the table, and return the exit code."""
     import dataclasses
 
-    from archbench import environment
+    from archbench import analysis_tables, environment
     from archbench.report import Report
     from archbench.runner import Runner
+    from archbench.workload import apply_precision_flags
 
+    flags = apply_precision_flags(settings)
     report = Report(
         kind=kind,
         command=shlex.join(["archbench", *sys.argv[1:]]),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        environment=environment.collect(settings.device),
-        settings={k: v for k, v in dataclasses.asdict(settings).items()},
+        environment={**environment.collect(settings.device), **flags},
+        settings=dataclasses.asdict(settings),
     )
     runner = Runner(pm, settings, report, run_dir, writers)
     try:
@@ -307,11 +504,28 @@ def execute(pm, specs: list[ModelSpec], settings: RunSettings, run_dir: Path,
         click.echo(f"\ninterrupted: {len(report.rows)} finished row(s) are in {run_dir}",
                    err=True)
         return EXIT_INTERRUPTED
+    if settings.latency and len(report.rows) > 1:
+        report.tables["Latency ratios (95% bootstrap CI; not significant where it spans 1)"] = (
+            analysis_tables.latency_ratios(report))
+    if kind == "sweep":
+        report.tables["Scaling: log-log slopes against tokens"] = (
+            analysis_tables.scaling_slopes(report))
+    runner.write()
     print_table(report)
+    for title, rows in report.tables.items():
+        if rows:
+            click.echo(f"\n{title}")
+            click.echo(pd_table(rows))
     click.echo(f"\nreports: {run_dir}{os.sep} ({', '.join(w.filename for w in writers)})",
                err=True)
     failed = [r for r in report.rows if r["status"] != "ok"]
     return EXIT_FAILED_ROWS if failed else 0
+
+
+def pd_table(rows: list[dict]) -> str:
+    import pandas as pd
+
+    return pd.DataFrame(rows).to_string(index=False, float_format=lambda v: f"{v:.4g}")
 
 
 def print_table(report: Any) -> None:

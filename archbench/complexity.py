@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archbench.spec import ModelSpec
+from archbench.spec import ModelSpec, RunSettings
 
 if TYPE_CHECKING:
     from torch import nn
@@ -104,6 +104,8 @@ class AnalysisContext:
     handlers: Mapping[str, Handle | None]
     #: Builds the same model again (the core uses it for the meta-device cross-check).
     rebuild: Callable[[], nn.Module] | None = None
+    #: The run's settings (``settings.mode == "train"`` asks for training FLOPs too).
+    settings: RunSettings | None = None
 
     @functools.cached_property
     def flops(self) -> FlopCount:

@@ -30,6 +30,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _nvidia_smi(query: str) -> str | None:
+    """One ``nvidia-smi --query-gpu`` field of the first GPU, or None where unavailable."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", f"--query-gpu={query}", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip().splitlines()[0] if out.stdout.strip() else None
+
+
 def collect(device: str) -> dict[str, Any]:
     """The environment of a run on ``device`` (imports torch)."""
     import torch
@@ -44,8 +56,14 @@ def collect(device: str) -> dict[str, Any]:
         date=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         device=device,
         device_name=cpu_model(),
-        cuda=torch.version.cuda,
+        cuda=torch.version.cuda if device.startswith("cuda") else None,
         cudnn=None,
+        sdp_backends_enabled={
+            "flash": torch.backends.cuda.flash_sdp_enabled(),
+            "efficient": torch.backends.cuda.mem_efficient_sdp_enabled(),
+            "cudnn": torch.backends.cuda.cudnn_sdp_enabled(),
+            "math": torch.backends.cuda.math_sdp_enabled(),
+        },
     )
     if device.startswith("cuda"):
         index = torch.device(device).index or 0
@@ -55,8 +73,8 @@ def collect(device: str) -> dict[str, Any]:
             gpu_memory_gb=round(props.total_memory / 2**30, 1),
             gpu_capability=f"{props.major}.{props.minor}",
             cudnn=torch.backends.cudnn.version(),
-            cudnn_benchmark=torch.backends.cudnn.benchmark,
-            tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
-            tf32_cudnn=torch.backends.cudnn.allow_tf32,
+            gpu_multiprocessors=props.multi_processor_count,
+            driver=_nvidia_smi("driver_version"),
+            gpu_clocks_mhz=_nvidia_smi("clocks.sm,clocks.max.sm"),
         )
     return env

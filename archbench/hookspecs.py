@@ -18,8 +18,10 @@ The hooks run in this order for every model of ``archbench compare``::
     archbench_example_inputs           once for analysis (batch 1), once per batch size
     archbench_flop_handlers            once per model, before the analysis
     archbench_analyze                  once per model
-    archbench_evaluate                 once per model and batch size
+    archbench_evaluate                 once per model and batch size, after its timing
     archbench_report_writers           whenever the report files are (re)written
+
+``archbench mixers`` calls ``archbench_token_mixers`` once and builds each mixer alone.
 
 Rules shared by ``archbench_analyze`` and ``archbench_evaluate``: the returned dict's keys
 are column names, with the unit in the name (``gmacs``, ``latency_ms_median``). A scalar
@@ -30,7 +32,7 @@ returning the same column is an error, so name columns after what they measure.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import pluggy
@@ -39,8 +41,10 @@ if TYPE_CHECKING:
     import torch
 
     from archbench.complexity import AnalysisContext
+    from archbench.mixers import TokenMixer
     from archbench.report import ReportWriter
     from archbench.spec import Architecture, ModelSpec, RunSettings
+    from archbench.workload import Workload
 
 hookspec = pluggy.HookspecMarker("archbench")
 
@@ -146,20 +150,28 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
 def archbench_evaluate(
     spec: ModelSpec,
     model: torch.nn.Module,
-    inputs: tuple[Any, ...],
+    workload: Workload,
     batch_size: int,
     settings: RunSettings,
+    trials: list[list[float]],
+    analysis: Mapping[str, Any],
+    peak_gmacs_per_s: float | None,
 ) -> dict[str, Any] | None:
-    """Add evaluation columns for one model at one batch size.
+    """Add evaluation columns for one model at one batch size, after it has been timed.
 
-    Receives the spec, the model (on ``settings.device`` in ``settings.dtype``, eval
-    mode), its inputs for ``batch_size`` (same device and dtype) and the run's
-    :class:`archbench.RunSettings`. Returns a dict of columns, or ``None``.
+    Receives the spec; the model (on ``settings.device`` in ``settings.dtype``); the
+    :class:`archbench.workload.Workload` that was timed (``workload.fn()`` runs one more
+    iteration: a forward pass, or a training step with ``--mode train``); the batch size;
+    the run's :class:`archbench.RunSettings`; the row's timing ``trials`` (one list of
+    per-iteration milliseconds per trial); the model's ``analysis`` columns (``gmacs``...);
+    and the device's measured dense matmul rate in GMAC/s. Implementations take only the
+    arguments they need. Returns a dict of columns, or ``None``.
 
-    Called by the core once per model and batch size, after the analysis, inside
-    ``torch.inference_mode()``; not called with ``--no-latency``. The core's benchmark
-    plugin adds latency percentiles, throughput and peak memory. A CUDA out-of-memory
-    raised here marks the row ``status=oom``; any other exception ``status=error``.
+    Called by the core once per model and batch size, when the row's last trial has
+    ended; not called with ``--no-latency``. The core's latency plugin adds the latency
+    statistics (median, bootstrap 95% CI, p10, p90, IQR), throughput, achieved GMAC/s and
+    fraction of the matmul peak, and peak memory. A CUDA out-of-memory raised here marks
+    the row ``status=oom``; any other exception ``status=error``.
     """
 
 
@@ -169,11 +181,27 @@ def archbench_report_writers() -> list[ReportWriter]:
 
     Receives nothing. Returns a list of :class:`archbench.report.ReportWriter`
     (``format`` as given to ``--format``, the ``filename`` it writes, and
-    ``render(report) -> str | bytes``). A later plugin's writer for the same format
+    ``render(report)`` returning the file's ``str``/``bytes``, or ``{filename: content}``
+    for a format that writes several files). A later plugin's writer for the same format
     replaces an earlier one. The core writes the rendered text atomically (temporary file,
     then rename), so an interrupted run leaves whole files.
 
     Called by the core to learn the valid ``--format`` values, and after every finished
     row to rewrite the run's files. The core's writers plugin provides ``csv``, ``md`` and
     ``json``.
+    """
+
+
+@hookspec
+def archbench_token_mixers() -> list[TokenMixer]:
+    """Register token mixers that ``archbench mixers`` can build and measure on their own.
+
+    Receives nothing. Returns a list of :class:`archbench.mixers.TokenMixer` (a name such
+    as ``msa``, ``w-msa`` or ``gnconv``, a builder taking a
+    :class:`archbench.mixers.MixerConfig` (width, heads, window, order, feature-map size),
+    the analytic MAC formula, the input layout, and an optional config check). Like
+    ``archbench_architectures`` it must be cheap: import torch inside the builder only.
+
+    Called by the core once per ``archbench mixers`` command, and for ``--mixer`` swaps in
+    ``archbench compare``. Two plugins registering the same mixer name is an error.
     """

@@ -14,7 +14,7 @@ from typing import Any
 
 import pluggy
 
-from archbench.spec import Architecture, ModelSpec, UsageError
+from archbench.spec import Architecture, ModelSpec, UsageError, Variant
 
 
 class Registry:
@@ -43,19 +43,23 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self.architectures)
 
-    def match(self, pattern: str = "*") -> list[tuple[Architecture, str]]:
-        """``(architecture, variant)`` pairs whose ``arch:variant`` matches an fnmatch pattern.
+    def match(self, pattern: str = "*") -> list[tuple[Architecture, str, Variant]]:
+        """``(architecture, variant name, variant)`` whose ``arch:variant`` matches a pattern.
 
-        A pattern without ``:`` matches architecture names (all their variants).
+        A pattern without ``:`` matches architecture names (all their variants). An
+        architecture with ``find_variants`` is asked only when the pattern names it exactly.
         """
         if ":" not in pattern:
             pattern += ":*"
-        return [
-            (arch, variant)
-            for name, arch in sorted(self.architectures.items())
-            for variant in arch.variants
-            if fnmatch.fnmatchcase(f"{name}:{variant}", pattern)
-        ]
+        arch_pattern, _, variant_pattern = pattern.partition(":")
+        found = []
+        for name, arch in sorted(self.architectures.items()):
+            variants = arch.variants
+            if arch.find_variants is not None and arch_pattern == name:
+                variants = arch.find_variants(variant_pattern)
+            found += [(arch, variant, spec) for variant, spec in variants.items()
+                      if fnmatch.fnmatchcase(f"{name}:{variant}", pattern)]
+        return found
 
     def get(self, name: str) -> Architecture:
         try:
@@ -75,11 +79,14 @@ class Registry:
         name, _, variant_name = target.partition(":")
         arch = self.get(name)
         variant_name = variant_name or arch.default_variant
-        if variant_name not in arch.variants:
+        variants = arch.variants
+        if variant_name not in variants and arch.find_variants is not None:
+            variants = arch.find_variants(variant_name)
+        if variant_name not in variants:
             raise UsageError(
                 _unknown(f"variant of {arch.name!r}", variant_name, list(arch.variants))
             )
-        variant = arch.variants[variant_name]
+        variant = variants[variant_name]
         config = dict(variant.config)
         applied = {}
         for key, raw in (overrides or {}).items():

@@ -24,7 +24,7 @@ ID_COLUMNS = ["model", "arch", "variant", "input", "batch_size", "device", "dtyp
 #: The columns shown on the terminal and in report.md, where present; the CSV and JSON
 #: hold every column.
 SUMMARY_COLUMNS = [
-    "model", "input", "batch_size", "device", "dtype",
+    "run", "device_name", "model", "input", "batch_size", "device", "dtype",
     "params_m", "gmacs", "mixer", "mixer_gmacs", "mixer_gmacs_formula",
     "mixer_gmacs_as_msa", "mixer_msa_saving",
     "latency_ms_median", "latency_ms_p10", "latency_ms_p90", "throughput_per_s", "memory_mb",
@@ -57,6 +57,11 @@ class Report:
     settings: dict[str, Any]
     rows: list[dict[str, Any]] = field(default_factory=list)
     details: list[dict[str, Any]] = field(default_factory=list)
+    #: Warnings for the reader, shown at the top of report.md (e.g. mixed devices).
+    notes: list[str] = field(default_factory=list)
+    #: Further tables by title (latency ratios, scaling slopes): a section each in
+    #: report.md, a key each under "tables" in report.json.
+    tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
     def add_row(self, row: dict[str, Any], details: dict[str, Any]) -> None:
         self.rows.append(row)
@@ -79,13 +84,24 @@ class Report:
         return frame[shown]
 
 
+Rendered = str | bytes | dict[str, str | bytes]
+
+
 @dataclass(frozen=True)
 class ReportWriter:
-    """One output format: ``render(report)`` returns the file's text (or bytes)."""
+    """One output format: ``render(report)`` returns the text (or bytes) of ``filename``, or
+    ``{filename: content}`` for a format that writes several files (markdown and its plots).
+    """
 
     format: str
     filename: str
-    render: Callable[[Report], str | bytes]
+    render: Callable[[Report], Rendered]
+
+    def write(self, report: Report, folder: Path) -> None:
+        rendered = self.render(report)
+        files = rendered if isinstance(rendered, dict) else {self.filename: rendered}
+        for name, content in files.items():
+            write_atomic(Path(folder) / name, content)
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
@@ -114,3 +130,49 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def load_run(run_dir: Path) -> dict[str, Any]:
+    """A run folder's report.json, checked; raises ``UsageError`` for anything else."""
+    import json
+
+    from archbench.spec import UsageError
+
+    path = Path(run_dir) / "report.json"
+    if not path.is_file():
+        raise UsageError(f"{run_dir}: not an archbench run folder (no report.json)")
+    try:
+        document = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"{path}: cannot be read as JSON ({exc})") from None
+    version = document.get("report_version") if isinstance(document, dict) else None
+    if version != REPORT_VERSION:
+        raise UsageError(f"{path}: report version {version!r}; this archbench reads "
+                         f"version {REPORT_VERSION}")
+    return document
+
+
+def merge_runs(run_dirs: list[Path], command: str, created: str) -> Report:
+    """One report from several runs; each row keeps its run, device and environment."""
+    documents = [(Path(d), load_run(d)) for d in run_dirs]
+    runs = []
+    merged = Report(kind="report", command=command, created=created, environment={},
+                    settings={})
+    for run_dir, document in documents:
+        env = document.get("environment", {})
+        runs.append({"run": run_dir.name, "command": document.get("command"),
+                     "created": document.get("created"), "environment": env})
+        for row in document["rows"]:
+            row = dict(row)
+            details = row.pop("details", {})
+            row.update(run=run_dir.name, device_name=env.get("device_name"),
+                       torch_version=env.get("torch"))
+            merged.add_row(row, details)
+    merged.environment = {"runs": runs}
+    devices = sorted({str(r.get("device_name")) for r in merged.rows})
+    if len(devices) > 1:
+        merged.notes.append(
+            "Rows were measured on different devices (" + "; ".join(devices) + "): latency, "
+            "throughput and memory compare only between rows of the same device_name."
+        )
+    return merged

@@ -1,23 +1,26 @@
-"""The pipeline of ``archbench compare``: build → analyse → evaluate → rows → writers.
+"""The pipeline of ``archbench compare``: build → analyse → time → evaluate → rows → writers.
 
-One model is alive at a time. A failure inside one model costs its rows (``status`` and
+A failure inside one model costs its rows (``status`` and
 ``error`` columns), never the run; the report files are rewritten after every row.
 """
 
 from __future__ import annotations
 
 import gc
+import statistics
 import sys
 import traceback
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from archbench.complexity import AnalysisContext, Handle
-from archbench.report import Report, ReportWriter, write_atomic
+from archbench.report import Report, ReportWriter
 from archbench.spec import ModelSpec, RunSettings
+from archbench.workload import Workload, make_workload, place_inputs, place_model, torch_dtype
 
 if TYPE_CHECKING:
     from torch import nn
@@ -69,8 +72,27 @@ def error_text(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
 
 
+@dataclass
+class Prepared:
+    """A built, analysed model on its device, with the trials of each of its batch sizes."""
+
+    spec: ModelSpec
+    model: nn.Module
+    columns: dict[str, Any]
+    details: dict[str, Any]
+    workloads: dict[int, Workload] = field(default_factory=dict)
+    trials: dict[int, list[list[float]]] = field(default_factory=dict)
+    extra: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
 class Runner:
-    """Runs a list of model specs through the plugins into one :class:`Report`."""
+    """Runs a list of model specs through the plugins into one :class:`Report`.
+
+    With ``--no-latency`` one model is alive at a time. Otherwise every model is built and
+    analysed first (one at a time, then kept on the device), and the timing trials are
+    interleaved across models and batch sizes (A B C A B C ...), so that drift in the
+    machine's speed hits every row alike; a row is written when its last trial ends.
+    """
 
     def __init__(
         self,
@@ -88,6 +110,7 @@ class Runner:
         self.run_dir = run_dir
         self.writers = writers
         self.progress = on_progress
+        self.peak_gmacs_per_s: float | None = None
 
     # -- the stages -------------------------------------------------------------------
 
@@ -123,24 +146,22 @@ class Runner:
             inputs=self.inputs(spec, model, 1),
             handlers=self.flop_handlers(spec),
             rebuild=lambda: self.build(spec),
+            settings=self.settings,
         )
         with torch.no_grad():
             return merge_columns(call_each(self.hook.archbench_analyze, ctx=ctx))
 
-    def evaluate(self, spec: ModelSpec, model: nn.Module, batch_size: int) -> tuple[dict, dict]:
-        import torch
+    def workload(self, item: Prepared, batch_size: int) -> Workload:
+        inputs = place_inputs(self.inputs(item.spec, item.model, batch_size), self.settings)
+        return make_workload(item.model, inputs, batch_size, self.settings)
 
-        dtype = torch_dtype(self.settings.dtype)
-        inputs = tuple(
-            x.to(self.settings.device, dtype=dtype if x.is_floating_point() else None)
-            if isinstance(x, torch.Tensor) else x
-            for x in self.inputs(spec, model, batch_size)
-        )
-        with torch.inference_mode():
-            return merge_columns(call_each(
-                self.hook.archbench_evaluate, spec=spec, model=model, inputs=inputs,
-                batch_size=batch_size, settings=self.settings,
-            ))
+    def evaluate(self, item: Prepared, batch_size: int) -> tuple[dict, dict]:
+        return merge_columns(call_each(
+            self.hook.archbench_evaluate, spec=item.spec, model=item.model,
+            workload=item.workloads[batch_size], batch_size=batch_size,
+            settings=self.settings, trials=item.trials[batch_size],
+            analysis=item.columns, peak_gmacs_per_s=self.peak_gmacs_per_s,
+        ))
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -149,50 +170,99 @@ class Runner:
 
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
+        self.write()  # whole (empty) files from the start
+        prepared: list[Prepared] = []
         for index, spec in enumerate(specs, 1):
-            self.progress(f"[{index}/{len(specs)}] {spec.name} ({spec.input_desc})")
-            self.run_one(spec)
+            self.progress(f"[{index}/{len(specs)}] {spec.name} ({spec.input_desc}): "
+                          "building and counting")
+            item = self.prepare(spec)
+            if item is not None:
+                prepared.append(item)
+        if prepared:
+            self.time_all(prepared)
         return self.report
 
-    def run_one(self, spec: ModelSpec) -> None:
-        import torch
-
+    def prepare(self, spec: ModelSpec) -> Prepared | None:
+        """Build and analyse; without latency, write the row and free the model."""
         model = None
         try:
-            self.progress("  building and counting")
             model = self.build(spec)
             columns, details = self.analyze(spec, model)
+            if self.settings.latency:
+                model = place_model(model, self.settings)
         except Exception as exc:
-            self.progress(f"  failed: {error_text(exc)}")
-            if self.settings.debug:
-                traceback.print_exc()
-            for batch_size in self.settings.batch_sizes:
-                self.add_row(spec, batch_size, {}, {}, status_of(exc), error_text(exc))
+            self.fail_rows(spec, self.settings.batch_sizes, {}, {}, exc)
             del model
             self.release()
-            return
+            return None
         if not self.settings.latency:
             self.add_row(spec, None, columns, details, "ok", None)
-        else:
-            model = model.to(self.settings.device, dtype=torch_dtype(self.settings.dtype))
-            for batch_size in self.settings.batch_sizes:
+            del model
+            self.release()
+            return None
+        return Prepared(spec, model, columns, details)
+
+    def time_all(self, prepared: list[Prepared]) -> None:
+        from archbench.timing import MIN_ITERATIONS, time_trial
+
+        settings = self.settings
+        if self.peak_gmacs_per_s is None:
+            self.progress(f"measuring the {settings.device} {settings.dtype} matmul peak")
+            self.peak_gmacs_per_s = matmul_peak_gmacs_per_s(settings)
+            self.report.environment["matmul_peak_gmacs_per_s"] = self.peak_gmacs_per_s
+        for item in prepared:
+            sizes = settings.batch_sizes
+            if settings.max_batch:
                 try:
-                    evaluated, extra = self.evaluate(spec, model, batch_size)
+                    size, probes = find_max_batch(self, item)
                 except Exception as exc:
-                    self.progress(f"  batch {batch_size}: {status_of(exc)}: {error_text(exc)}")
-                    if self.settings.debug:
-                        traceback.print_exc()
-                    self.add_row(spec, batch_size, columns, details, status_of(exc),
-                                 error_text(exc))
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
+                    self.fail_rows(item.spec, (None,), item.columns, item.details, exc)
                     continue
-                median = evaluated.get("latency_ms_median")
-                if median is not None:
-                    self.progress(f"  batch {batch_size}: {median:.3f} ms median")
-                self.add_row(spec, batch_size, {**columns, **evaluated}, {**details, **extra},
-                             "ok", None)
-        del model
+                sizes = (size,)
+                item.extra[size] = {"max_batch": size, "max_batch_probes": probes}
+            for size in sizes:
+                item.trials[size] = []
+        per_trial = settings.min_time / settings.repeat
+        min_iterations = -(-MIN_ITERATIONS // settings.repeat)
+        for trial in range(settings.repeat):
+            for item in prepared:
+                for size in list(item.trials):
+                    label = f"{item.spec.name} batch {size}"
+                    try:
+                        if size not in item.workloads:
+                            item.workloads[size] = self.workload(item, size)
+                        workload = item.workloads[size]
+                        item.trials[size].append(time_trial(
+                            workload.fn, settings.device,
+                            settings.warmup if trial == 0 else 1, per_trial, min_iterations,
+                        ))
+                        workload.check_no_recompile()
+                        if trial == settings.repeat - 1:
+                            columns, details = self.evaluate(item, size)
+                            extra_columns, extra_details = merge_columns(
+                                [("core", item.extra.get(size))])
+                            columns = {**item.columns, **extra_columns, **columns}
+                            details = {**extra_details, **details}
+                            median = columns.get("latency_ms_median")
+                            self.progress(f"  {label}: {median:.3f} ms median" if median
+                                          else f"  {label}: done")
+                            self.add_row(item.spec, size, columns,
+                                         {**item.details, **details}, "ok", None)
+                    except Exception as exc:
+                        del item.trials[size]
+                        item.workloads.pop(size, None)
+                        self.fail_rows(item.spec, (size,), item.columns, item.details, exc)
+            self.progress(f"trial {trial + 1}/{settings.repeat} done")
+        prepared.clear()
+        self.release()
+
+    def fail_rows(self, spec: ModelSpec, sizes: Iterable[int | None], columns: dict,
+                  details: dict, exc: Exception) -> None:
+        self.progress(f"  {spec.name}: {status_of(exc)}: {error_text(exc)}")
+        if self.settings.debug:
+            traceback.print_exception(exc)
+        for size in sizes:
+            self.add_row(spec, size, columns, details, status_of(exc), error_text(exc))
         self.release()
 
     def add_row(self, spec: ModelSpec, batch_size: int | None, columns: dict, details: dict,
@@ -207,6 +277,7 @@ class Runner:
             "batch_size": batch_size,
             "device": self.settings.device,
             "dtype": self.settings.dtype,
+            "mode": self.settings.mode,
             **columns,
             "status": status,
             "error": error,
@@ -218,7 +289,7 @@ class Runner:
         if self.run_dir is None:
             return
         for writer in self.writers:
-            write_atomic(self.run_dir / writer.filename, writer.render(self.report))
+            writer.write(self.report, self.run_dir)
 
     @staticmethod
     def release() -> None:
@@ -229,8 +300,75 @@ class Runner:
             torch.cuda.empty_cache()
 
 
-def torch_dtype(name: str) -> Any:
-    """The torch dtype of a ``--dtype`` name (fp32, fp16, bf16)."""
+def matmul_peak_gmacs_per_s(settings: RunSettings) -> float:
+    """The device's own dense matmul rate in the run's dtype: a large square matmul,
+    timed like the models, in GMAC/s (n³ multiply-adds per product)."""
     import torch
 
-    return {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}[name]
+    from archbench.timing import time_trial
+
+    n = 8192 if settings.device.startswith("cuda") else 2048
+    dtype = torch_dtype(settings.dtype)
+    a = torch.randn(n, n, device=settings.device, dtype=dtype)
+    b = torch.randn(n, n, device=settings.device, dtype=dtype)
+    samples = time_trial(lambda: a @ b, settings.device, warmup=2, min_time=0.5)
+    return n**3 / (statistics.median(samples) / 1e3) / 1e9
+
+
+def device_budget_mb(settings: RunSettings) -> float:
+    """``--max-memory`` or 90% of the device's free memory, in MB."""
+    if settings.max_memory_mb:
+        return settings.max_memory_mb
+    if settings.device.startswith("cuda"):
+        import torch
+
+        free, _ = torch.cuda.mem_get_info(settings.device)
+        return 0.9 * free / 2**20
+    import psutil
+
+    return 0.9 * psutil.virtual_memory().available / 2**20
+
+
+def find_max_batch(runner: Runner, item: Prepared, limit: int = 1 << 16) -> tuple[int, list]:
+    """The largest batch whose iteration runs within the memory budget: doubling, then
+    bisection. A batch that raises out-of-memory, or whose measured peak is over budget,
+    does not fit. Returns the batch and every probe (batch, fits, memory MB)."""
+    import torch
+
+    from archbench.builtin.latency import peak_memory_mb
+
+    budget = device_budget_mb(runner.settings)
+    probes: list[tuple[int, bool, float | None]] = []
+
+    def fits(size: int) -> bool:
+        try:
+            workload = runner.workload(item, size)
+            memory = peak_memory_mb(workload.fn, runner.settings.device)
+            ok = memory <= budget
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+            del exc
+            ok, memory = False, None
+        except RuntimeError as exc:
+            if "memory" not in str(exc).lower():
+                raise
+            ok, memory = False, None
+        runner.release()
+        probes.append((size, ok, memory))
+        runner.progress(f"  max batch probe {size}: {'fits' if ok else 'does not fit'}")
+        return ok
+
+    if not fits(1):
+        raise torch.cuda.OutOfMemoryError("batch 1 does not fit in the memory budget "
+                                          f"of {budget:.0f} MB")
+    good, bad = 1, None
+    while bad is None and good < limit:
+        if fits(good * 2):
+            good *= 2
+        else:
+            bad = good * 2
+    while bad is not None and bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if fits(middle) else (good, middle)
+    return good, probes
+
+

@@ -6,7 +6,7 @@ Nothing here imports torch: ``archbench list`` reads these objects without it.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -55,11 +55,18 @@ class Architecture:
     token_mixer_types: tuple[str, ...] = ()
     mlp_types: tuple[str, ...] = ()
     max_seq_len: int | None = None
+    #: For an architecture with too many variants to list up front (every timm model):
+    #: ``find_variants(pattern)`` returns the variants whose names match the fnmatch
+    #: pattern, or an exact name's variant. It may import heavy libraries, so the core
+    #: calls it only when the user names this architecture (``timm:convnext_tiny``,
+    #: ``archbench list 'timm:*convnext*'``). Raise ``UsageError`` with suggestions for an
+    #: unknown exact name.
+    find_variants: Callable[[str], Mapping[str, Variant]] | None = None
     #: Filled in by the core: the name of the plugin that registered it.
     plugin: str = ""
 
     def __post_init__(self) -> None:
-        if self.default_variant not in self.variants:
+        if self.find_variants is None and self.default_variant not in self.variants:
             raise ValueError(
                 f"architecture {self.name!r}: default variant {self.default_variant!r} "
                 f"is not one of {sorted(self.variants)}"
@@ -106,10 +113,24 @@ class RunSettings:
 
     batch_sizes: tuple[int, ...] = (1,)
     device: str = "cpu"
+    #: fp32, tf32 (fp32 storage, TF32 matmuls and convolutions), fp16 or bf16.
     dtype: str = "fp32"
-    warmup: int = 5
+    warmup: int = 3
+    #: Seconds of timed iterations per row, over all its trials.
     min_time: float = 1.0
+    #: Trials per row; models are interleaved across trials.
+    repeat: int = 5
     threads: int | None = None
     latency: bool = True
+    #: ``infer`` times a forward pass; ``train`` a forward, loss, backward and SGD step.
+    mode: Literal["infer", "train"] = "infer"
+    channels_last: bool = False
+    #: ``torch.compile`` mode (``default``, ``reduce-overhead``, ``max-autotune``), or None.
+    compile: str | None = None
+    cuda_graphs: bool = False
+    #: Find the largest batch that fits instead of using ``batch_sizes``.
+    max_batch: bool = False
+    #: Memory budget for ``max_batch`` in MB (None: 90% of the device's free memory).
+    max_memory_mb: float | None = None
     #: Print tracebacks of failed rows to stderr.
     debug: bool = False

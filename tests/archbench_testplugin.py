@@ -27,6 +27,8 @@ TOY = Architecture(
         "broken": _variant(fail="build"),
         "oom": _variant(fail="oom"),
         "interrupt": _variant(fail="interrupt"),
+        "frozen": _variant(fail="frozen"),
+        "limited": _variant(fail="limited"),
     },
     token_mixer_types=("Conv2d",),
 )
@@ -50,14 +52,31 @@ def archbench_build_model(spec: ModelSpec):
     if fail == "interrupt":
         raise KeyboardInterrupt
     width = spec.config["width"]
-    return nn.Sequential(
+    model = nn.Sequential(
         nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
         nn.Linear(width, 10),
     )
+    if fail == "frozen":
+        model.requires_grad_(False)
+    if fail == "limited":
+        model.register_forward_pre_hook(_out_of_memory_above(6))
+    return model
+
+
+def _out_of_memory_above(limit: int):
+    """A forward pre-hook that fails like CUDA does for batches above ``limit``."""
+
+    def hook(module, args):
+        import torch
+
+        if args[0].shape[0] > limit:
+            raise torch.cuda.OutOfMemoryError(f"batch {args[0].shape[0]} does not fit")
+
+    return hook
 
 
 @hookimpl
-def archbench_evaluate(spec, model, inputs, batch_size, settings):
+def archbench_evaluate(spec):
     if spec.arch.name == "toy" and spec.config.get("fail") == "oom":
         import torch
 

@@ -155,11 +155,16 @@ def test_a_failing_model_costs_its_row_only(run_cli):
     assert "toy:broken" in (result.run_dir / "report.md").read_text()
 
 
-def test_interrupt_keeps_finished_rows(run_cli):
-    result = run_cli("compare", "toy:tiny", "toy:interrupt", "toy:tiny", *FAST)
+@pytest.mark.parametrize("extra", [("--no-latency",), FAST])
+def test_interrupt_keeps_finished_rows(run_cli, extra):
+    result = run_cli("compare", "toy:tiny", "toy:interrupt", "toy:tiny", *extra)
     assert result.exit_code == 130
     frame = pd.read_csv(result.run_dir / "report.csv")
-    assert list(frame["model"]) == ["toy:tiny"]
+    # without latency a row is finished once counted; with latency, when its last
+    # (interleaved) trial ends, which the interrupt came before
+    expected = ["toy:tiny"] if "--no-latency" in extra else []
+    assert list(frame["model"]) == expected
+    assert read_report(result.run_dir)["rows"] == [] if not expected else True
     assert not list(result.run_dir.glob(".*.tmp"))
 
 
@@ -200,3 +205,141 @@ def test_cli_entry_point_runs_as_a_program(tmp_path):
                          env=env, cwd=tmp_path)
     assert out.returncode == 2
     assert out.stderr.startswith("archbench: error: unknown architecture 'nope'")
+
+
+def test_plugins_filters_by_name_and_hook(run_cli):
+    result = run_cli("plugins", "vit", "--json")
+    assert [p["name"] for p in json.loads(result.stdout)] == ["vit"]
+    result = run_cli("plugins", "--hook", "evaluate", "--json")
+    names = {p["name"] for p in json.loads(result.stdout)}
+    assert "latency" in names and "vit" not in names
+    assert run_cli("plugins", "nope").exit_code == 2
+    bad_hook = run_cli("plugins", "--hook", "archbench_nope")
+    assert bad_hook.exit_code == 2 and "not an archbench hook" in bad_hook.stderr
+
+
+def test_report_merges_runs_and_flags_mixed_devices(run_cli, tmp_path):
+    first = run_cli("compare", "toy", *FAST, out=tmp_path / "a").run_dir
+    second = run_cli("compare", "toy", "vit:tiny", "--no-latency", out=tmp_path / "b").run_dir
+    report = json.loads((second / "report.json").read_text())
+    report["environment"]["device_name"] = "Another GPU"
+    (second / "report.json").write_text(json.dumps(report))
+    result = run_cli("report", str(first), str(second), "--out", str(tmp_path / "merged"))
+    assert result.exit_code == 0, result.output
+    merged_dir = next((tmp_path / "merged").iterdir())
+    frame = pd.read_csv(merged_dir / "report.csv")
+    assert list(frame["model"]) == ["toy:tiny", "toy:tiny", "vit:tiny"]
+    assert list(frame["run"]) == [first.name, second.name, second.name]
+    assert frame["device_name"].iloc[-1] == "Another GPU"
+    assert "different devices" in (merged_dir / "report.md").read_text()
+    assert len(json.loads((merged_dir / "report.json").read_text())["environment"]["runs"]) == 2
+
+
+def test_report_rejects_bad_folders(run_cli, tmp_path):
+    result = run_cli("report", str(tmp_path), "--out", str(tmp_path / "m"))
+    assert result.exit_code == 2 and "not an archbench run folder" in result.stderr
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "report.json").write_text(json.dumps({"report_version": 0, "rows": []}))
+    result = run_cli("report", str(old), "--out", str(tmp_path / "m"))
+    assert result.exit_code == 2 and "report version 0" in result.stderr
+
+
+def test_train_mode_times_a_training_step_and_counts_backward(run_cli):
+    result = run_cli("compare", "vit:tiny", "--set", "vit.depth=2", "--mode", "train",
+                     "--repeat", "2", *FAST)
+    assert result.exit_code == 0, result.output
+    row = read_report(result.run_dir)["rows"][0]
+    assert row["mode"] == "train"
+    # backward costs about twice the forward: a training step is ~3x the forward MACs
+    assert 2.5 < row["train_gmacs"] / row["gmacs"] < 3.5
+    assert row["achieved_gmacs_per_s"] > 0 and row["peak_fraction"] > 0
+
+
+def test_rows_have_trials_intervals_and_efficiency(run_cli):
+    result = run_cli("compare", "toy", "vit:tiny", "--set", "vit.depth=1", "--repeat", "5",
+                     "--warmup", "1", "--min-time", "0.1")
+    assert result.exit_code == 0, result.output
+    report = read_report(result.run_dir)
+    assert report["environment"]["matmul_peak_gmacs_per_s"] > 0
+    assert report["environment"]["tf32_matmul"] is False
+    toy, vit = report["rows"]
+    assert len(vit["details"]["latency_samples_ms"]) == 5  # one list per trial
+    assert vit["latency_ms_ci95_low"] <= vit["latency_ms_median"] <= vit["latency_ms_ci95_high"]
+    assert vit["attention_backend"] in {"flash", "math", "efficient"}
+    assert toy["attention_backend"] is None
+    ratios = next(iter(report["tables"].values()))
+    assert ratios[0]["model"] == "vit:tiny[depth=1]" and ratios[0]["against"] == "toy:tiny"
+    assert "Latency ratios" in (result.run_dir / "report.md").read_text()
+
+
+def test_channels_last_and_tf32_are_applied_and_recorded(run_cli):
+    result = run_cli("compare", "toy", "--channels-last", "--dtype", "tf32", *FAST)
+    assert result.exit_code == 0, result.output
+    report = read_report(result.run_dir)
+    assert report["settings"]["channels_last"] is True
+    assert report["rows"][0]["dtype"] == "tf32"
+    assert report["environment"]["tf32_matmul"] is True
+
+
+def test_max_batch_finds_the_largest_batch_that_fits(run_cli):
+    result = run_cli("compare", "toy:limited", "--max-batch", *FAST)
+    assert result.exit_code == 0, result.output
+    row = read_report(result.run_dir)["rows"][0]
+    assert row["batch_size"] == 6 and row["max_batch"] == 6
+    probes = row["details"]["max_batch_probes"]
+    assert [p[0] for p in probes if p[1]] == [1, 2, 4, 6]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--cuda-graphs", "--device", "cpu"), "--cuda-graphs needs a CUDA device"),
+        (("--max-batch", "--batch-size", "4"), "--max-batch finds the batch size itself"),
+        (("--compile", "turbo"), "--compile 'turbo'"),
+    ],
+)
+def test_bad_mode_combinations_exit_2(run_cli, args, message):
+    result = run_cli("compare", "toy", *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+
+
+def test_train_mode_needs_trainable_parameters(run_cli):
+    result = run_cli("compare", "toy:frozen", "--mode", "train")
+    assert result.exit_code == 2
+    assert "no parameters that require grad" in result.stderr
+
+
+def test_compile_needs_torch_compile(run_cli, monkeypatch):
+    import torch
+
+    monkeypatch.delattr(torch, "compile")
+    result = run_cli("compare", "toy", "--compile")
+    assert result.exit_code == 2
+    assert "--compile needs torch.compile" in result.stderr
+
+
+def test_compile_reports_compile_time_outside_the_timed_loop(run_cli):
+    result = run_cli("compare", "toy", "--compile", "--device", "cpu", "--repeat", "1", *FAST)
+    assert result.exit_code == 0, result.output
+    row = read_report(result.run_dir)["rows"][0]
+    assert row["compile_s"] > 0
+    assert row["latency_ms_median"] < row["compile_s"] * 1e3
+
+
+def test_sweep_fits_slopes_against_tokens(run_cli):
+    result = run_cli("sweep", "vit:tiny", "--img-sizes", "112,224,448", "--no-latency")
+    assert result.exit_code == 0, result.output
+    report = read_report(result.run_dir)
+    assert [r["input"] for r in report["rows"]] == ["112x112", "224x224", "448x448"]
+    (slopes,) = report["tables"]["Scaling: log-log slopes against tokens"]
+    # ViT's MACs: linear terms plus the quadratic attention term, so between 1 and 2,
+    # nearer 1 at these sizes (N < 2C for most of the range)
+    assert 1.0 < slopes["slope_gmacs"] < 1.5
+
+
+def test_sweep_needs_sizes(run_cli):
+    result = run_cli("sweep", "vit")
+    assert result.exit_code == 2
+    assert "--img-sizes" in result.stderr

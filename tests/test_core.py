@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from archbench import Architecture, UsageError, Variant
-from archbench.builtin.latency import percentile, summarize
 from archbench.complexity import FlopCount
 from archbench.registry import Registry, parse_value
 from archbench.report import write_atomic
+from archbench.timing import bootstrap_median_ci, percentile, ratio_ci, summarize
 
 
 def _arch(name: str, plugin: str) -> Architecture:
@@ -64,18 +64,35 @@ def test_macs_of_types_counts_outermost_modules_once():
 
 
 def test_latency_summary_statistics():
-    samples = [float(x) for x in range(1, 11)]
-    stats = summarize(samples, batch_size=4)
+    trials = [[float(x) for x in range(1, 6)], [float(x) for x in range(6, 11)]]
+    stats = summarize(trials, batch_size=4)
     assert stats["latency_ms_median"] == 5.5
     assert stats["latency_ms_p10"] == pytest.approx(1.9)
     assert stats["latency_ms_p90"] == pytest.approx(9.1)
-    assert stats["iterations"] == 10
+    assert stats["latency_ms_iqr"] == pytest.approx(4.5)
+    assert stats["iterations"] == 10 and stats["trials"] == 2
     assert stats["throughput_per_s"] == pytest.approx(4 / 5.5 * 1e3)
+    assert stats["latency_ms_ci95_low"] <= 5.5 <= stats["latency_ms_ci95_high"]
     assert percentile([3.0], 50) == 3.0
 
 
+def test_bootstrap_intervals_separate_different_and_cover_equal_timings():
+    import random
+
+    rng = random.Random(0)
+    fast = [[rng.gauss(10, 0.5) for _ in range(20)] for _ in range(5)]
+    same = [[rng.gauss(10, 0.5) for _ in range(20)] for _ in range(5)]
+    slow = [[rng.gauss(12, 0.5) for _ in range(20)] for _ in range(5)]
+    low, high = bootstrap_median_ci(fast)
+    assert low < 10 < high and high - low < 1
+    low, high = ratio_ci(slow, fast)
+    assert 1.1 < low < 1.2 < high < 1.3
+    low, high = ratio_ci(same, fast)
+    assert low < 1 < high
+
+
 def test_cpu_timer_runs_warmup_untimed_and_at_least_min_iterations():
-    from archbench.builtin.latency import MIN_ITERATIONS, time_cpu
+    from archbench.timing import MIN_ITERATIONS, time_cpu
 
     calls = []
     samples = time_cpu(lambda: calls.append(1), warmup=3, min_time=0.0)

@@ -12,7 +12,7 @@ def _builtin_targets():
     from archbench.registry import Registry
 
     registry = Registry.from_plugins(get_plugin_manager(autoload=False))
-    return [f"{a.name}:{v}" for a, v in registry.match("*") if a.name in BUILTIN]
+    return [f"{a.name}:{v}" for a, v, _ in registry.match("*") if a.name in BUILTIN]
 
 
 @pytest.mark.parametrize("target", _builtin_targets())

@@ -60,6 +60,22 @@ def flop_counter_macs(ctx: AnalysisContext) -> int | None:
     return counter.get_total_flops() // 2
 
 
+def train_macs(ctx: AnalysisContext) -> int | None:
+    """MACs of one training iteration (forward and backward) at batch 1, counted by
+    ``FlopCounterMode`` on the meta device (fvcore counts forward passes only)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    if ctx.rebuild is None:
+        return None
+    with torch.device("meta"):
+        model = ctx.rebuild().train()
+    inputs = tuple(x.to("meta") if isinstance(x, torch.Tensor) else x for x in ctx.inputs)
+    with FlopCounterMode(display=False) as counter, torch.enable_grad():
+        model(*inputs).float().pow(2).mean().backward()
+    return counter.get_total_flops() // 2
+
+
 @hookimpl(tryfirst=True)
 def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
     model, arch, flops = ctx.model, ctx.spec.arch, ctx.flops
@@ -100,4 +116,7 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
             "scope); fvcore's norms, pooling and plugin-counted element-wise ops are "
             "outside it",
         }
+    if ctx.settings is not None and ctx.settings.mode == "train":
+        train = train_macs(ctx)
+        columns["train_gmacs"] = train / 1e9 if train is not None else None
     return columns

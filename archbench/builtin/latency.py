@@ -1,96 +1,23 @@
-"""Core plugin: forward latency, throughput and peak memory of one model at one batch size.
+"""Core plugin: latency statistics, throughput, efficiency and peak memory of one row.
 
-Timing rules: the model is in eval mode and the core calls us inside
-``torch.inference_mode()``; warm-up iterations are never timed; on CUDA every iteration is
-bracketed by CUDA events and read after one synchronisation at the end (never a host
-timer on asynchronous work); on the CPU each iteration is timed with ``perf_counter``.
+The runner times the rows (see :mod:`archbench.timing` for the rules) and hands each row's
+trials to ``archbench_evaluate``; this plugin turns them into columns and measures memory
+with one more iteration.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from archbench import hookimpl
 from archbench.spec import ModelSpec, RunSettings
+from archbench.timing import summarize
 
 if TYPE_CHECKING:
-    from torch import nn
-
-#: Never fewer timed iterations than this, however slow the model.
-MIN_ITERATIONS = 5
-#: Never more, however fast (keeps a tiny model from spinning for minutes).
-MAX_ITERATIONS = 100_000
-
-
-def time_cpu(fn: Callable[[], Any], warmup: int, min_time: float) -> list[float]:
-    """Per-iteration wall times in ms: until ``min_time`` seconds and MIN_ITERATIONS are reached."""
-    for _ in range(warmup):
-        fn()
-    samples: list[float] = []
-    spent = 0.0
-    while (spent < min_time or len(samples) < MIN_ITERATIONS) and len(samples) < MAX_ITERATIONS:
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        samples.append(elapsed * 1e3)
-        spent += elapsed
-    return samples
-
-
-def time_cuda(fn: Callable[[], Any], warmup: int, min_time: float, device: Any) -> list[float]:
-    """Per-iteration GPU times in ms from CUDA events, one synchronisation at the end.
-
-    The iteration count is chosen from the warm-up's own timing so that the timed loop
-    lasts about ``min_time`` without synchronising inside it.
-    """
-    import torch
-
-    torch.cuda.synchronize(device)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(max(warmup, 1)):
-        fn()
-    end.record()
-    torch.cuda.synchronize(device)
-    per_iter = start.elapsed_time(end) / max(warmup, 1) / 1e3
-    count = min(MAX_ITERATIONS, max(MIN_ITERATIONS, math.ceil(min_time / max(per_iter, 1e-7))))
-    events = [
-        (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-        for _ in range(count)
-    ]
-    for begin, finish in events:
-        begin.record()
-        fn()
-        finish.record()
-    torch.cuda.synchronize(device)
-    return [begin.elapsed_time(finish) for begin, finish in events]
-
-
-def percentile(samples: list[float], q: float) -> float:
-    """Linear-interpolated percentile, ``q`` in [0, 100] (numpy's default method)."""
-    ordered = sorted(samples)
-    pos = (len(ordered) - 1) * q / 100
-    low, high = math.floor(pos), math.ceil(pos)
-    return ordered[low] + (ordered[high] - ordered[low]) * (pos - low)
-
-
-def summarize(samples: list[float], batch_size: int) -> dict[str, Any]:
-    median = statistics.median(samples)
-    return {
-        "latency_ms_median": median,
-        "latency_ms_p10": percentile(samples, 10),
-        "latency_ms_p90": percentile(samples, 90),
-        "latency_ms_mean": statistics.fmean(samples),
-        "latency_ms_std": statistics.stdev(samples) if len(samples) > 1 else 0.0,
-        "iterations": len(samples),
-        "throughput_per_s": batch_size / median * 1e3 if median > 0 else None,
-    }
-
+    from archbench.workload import Workload
 
 def cuda_peak_memory_mb(fn: Callable[[], Any], device: Any) -> float:
     """``torch.cuda.max_memory_allocated`` over one forward pass: weights, inputs, activations."""
@@ -134,30 +61,71 @@ def cpu_rss_growth_mb(fn: Callable[[], Any], interval: float = 0.0005) -> float:
     return (peak - before) / 2**20
 
 
+def peak_memory_mb(fn: Callable[[], Any], device: str) -> float:
+    """Peak memory of one iteration: CUDA max allocated, or the CPU's RSS growth."""
+    if device.startswith("cuda"):
+        return cuda_peak_memory_mb(fn, device)
+    return cpu_rss_growth_mb(fn)
+
+
+#: Substrings of aten op names → the scaled-dot-product-attention backend they belong to.
+ATTENTION_KERNELS = (
+    ("_flash_attention", "flash"),
+    ("_efficient_attention", "efficient"),
+    ("_cudnn_attention", "cudnn"),
+    ("_scaled_dot_product_attention_math", "math"),
+    ("_fused_attention_overrideable", "overrideable"),
+)
+
+
+def attention_backends(workload: Workload) -> str | None:
+    """The SDPA backends one forward pass dispatched to, from the aten ops it ran; None for
+    a model that does not call ``scaled_dot_product_attention``. Runs under ``no_grad``:
+    under ``inference_mode`` the dispatcher shows only the composite op."""
+    import torch
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class OpNames(TorchDispatchMode):
+        def __init__(self) -> None:
+            super().__init__()
+            self.names: set[str] = set()
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            self.names.add(func.__name__)
+            return func(*args, **(kwargs or {}))
+
+    with OpNames() as seen, torch.no_grad():
+        workload.model(*workload.inputs)
+    found = {backend for pattern, backend in ATTENTION_KERNELS
+             for name in seen.names if pattern in name}
+    return ",".join(sorted(found)) or None
+
+
 @hookimpl(tryfirst=True)
 def archbench_evaluate(
-    spec: ModelSpec, model: nn.Module, inputs: tuple[Any, ...], batch_size: int,
-    settings: RunSettings,
+    spec: ModelSpec, workload: Workload, batch_size: int, settings: RunSettings,
+    trials: list[list[float]], analysis: Mapping[str, Any], peak_gmacs_per_s: float | None,
 ) -> dict[str, Any]:
     import torch
 
-    def forward() -> Any:
-        return model(*inputs)
-
-    device = torch.device(settings.device)
-    if device.type == "cuda":
-        memory = cuda_peak_memory_mb(forward, device)
-        measure = "cuda max_memory_allocated over one forward (weights + activations)"
-        samples = time_cuda(forward, settings.warmup, settings.min_time, device)
-    else:
-        forward()  # first call outside the memory probe: one-off allocations
-        memory = cpu_rss_growth_mb(forward)
-        measure = "cpu peak RSS growth during one forward (activations; weights excluded)"
-        samples = time_cpu(forward, settings.warmup, settings.min_time)
+    columns = summarize(trials, batch_size)
+    macs = analysis.get("train_gmacs" if settings.mode == "train" else "gmacs")
+    if macs and columns["latency_ms_median"] > 0:
+        achieved = macs * batch_size / (columns["latency_ms_median"] / 1e3)
+        columns["achieved_gmacs_per_s"] = achieved
+        if peak_gmacs_per_s:
+            columns["peak_fraction"] = achieved / peak_gmacs_per_s
+    cuda = settings.device.startswith("cuda")
+    what = "max_memory_allocated" if cuda else "peak RSS growth (activations; weights excluded)"
     return {
-        **summarize(samples, batch_size),
-        "memory_mb": memory,
-        "memory_measure": measure,
+        **columns,
+        "compile_s": workload.compile_s,
+        # A compiled model or a graph replay does not dispatch op by op: unknown there.
+        "attention_backend": None if settings.compile or settings.cuda_graphs
+        else attention_backends(workload),
+        "memory_mb": peak_memory_mb(workload.fn, settings.device),
+        "memory_measure": f"{'cuda' if cuda else 'cpu'} {what} over one "
+                          f"{'training step' if settings.mode == 'train' else 'forward'}",
         "threads": torch.get_num_threads(),
-        "latency_samples_ms": samples,
+        "latency_samples_ms": trials,
     }

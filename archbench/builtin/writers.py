@@ -27,6 +27,8 @@ def render_json(report: Report) -> str:
         "command": report.command,
         "environment": report.environment,
         "settings": report.settings,
+        "notes": report.notes,
+        "tables": report.tables,
         "columns": list(frame.columns),
         "rows": rows,
     }
@@ -42,7 +44,14 @@ def _environment_lines(env: dict) -> list[str]:
     return [f"- {label}: {env[key]}" for key, label in keys if env.get(key) not in (None, "")]
 
 
+def _runs_lines(runs: list[dict]) -> list[str]:
+    return [f"- run `{r['run']}`: `{r['command']}` on {r['environment'].get('device_name')} "
+            f"(torch {r['environment'].get('torch')}, {r['created']})" for r in runs]
+
+
 def render_markdown(report: Report) -> str:
+    import pandas as pd
+
     frame = report.frame()
     summary = report.summary_frame()
     lines = [
@@ -50,7 +59,9 @@ def render_markdown(report: Report) -> str:
         "",
         f"`{report.command}` — {report.created}",
         "",
+        *[f"> **Note:** {note}" for note in report.notes],
         *_environment_lines(report.environment),
+        *_runs_lines(report.environment.get("runs", [])),
         "",
         summary.to_markdown(index=False, floatfmt=".4g") if len(summary) else "(no rows)",
         "",
@@ -60,6 +71,10 @@ def render_markdown(report: Report) -> str:
         "- Every column is in report.csv and report.json; report.json also keeps per-row "
         "details (per-layer formulas, FLOPs by operator, raw latency samples).",
     ]
+    for title, rows in report.tables.items():
+        if rows:
+            lines += ["", f"## {title}", "",
+                      pd.DataFrame(rows).to_markdown(index=False, floatfmt=".4g")]
     failed = frame[frame["status"] != "ok"] if "status" in frame else frame.iloc[0:0]
     if len(failed):
         lines += ["", "## Failed rows", ""]

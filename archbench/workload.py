@@ -1,0 +1,157 @@
+"""What one timed iteration runs: an inference forward or a full training step, with the
+run's dtype, memory format, ``torch.compile`` and CUDA graphs applied.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from archbench.spec import RunSettings
+
+if TYPE_CHECKING:
+    from torch import nn
+
+#: ``--dtype`` → (torch dtype name, TF32 allowed).
+DTYPES = {"fp32": ("float32", False), "tf32": ("float32", True),
+          "fp16": ("float16", False), "bf16": ("bfloat16", False)}
+
+
+class RecompiledError(RuntimeError):
+    """``torch.compile`` compiled again while the model was being timed."""
+
+
+def torch_dtype(name: str) -> Any:
+    """The torch dtype of a ``--dtype`` name (fp32, tf32, fp16, bf16)."""
+    import torch
+
+    return getattr(torch, DTYPES[name][0])
+
+
+def apply_precision_flags(settings: RunSettings) -> dict[str, Any]:
+    """TF32 only when asked (``--dtype tf32``), cuDNN autotuning off; returns what was set."""
+    import torch
+
+    tf32 = DTYPES[settings.dtype][1]
+    torch.backends.cuda.matmul.allow_tf32 = tf32
+    torch.backends.cudnn.allow_tf32 = tf32
+    torch.backends.cudnn.benchmark = False
+    return {"tf32_matmul": tf32, "tf32_cudnn": tf32, "cudnn_benchmark": False,
+            "float32_matmul_precision": torch.get_float32_matmul_precision()}
+
+
+def place_model(model: nn.Module, settings: RunSettings) -> nn.Module:
+    """The model on the run's device and dtype, in the mode's train/eval state."""
+    import torch
+
+    model = model.to(settings.device, dtype=torch_dtype(settings.dtype))
+    if settings.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    return model.train(settings.mode == "train")
+
+
+def place_inputs(inputs: tuple[Any, ...], settings: RunSettings) -> tuple[Any, ...]:
+    import torch
+
+    dtype = torch_dtype(settings.dtype)
+    placed = []
+    for x in inputs:
+        if isinstance(x, torch.Tensor):
+            x = x.to(settings.device, dtype=dtype if x.is_floating_point() else None)
+            if settings.channels_last and x.dim() == 4:
+                x = x.contiguous(memory_format=torch.channels_last)
+        placed.append(x)
+    return tuple(placed)
+
+
+def _compiled_graphs() -> int:
+    from torch._dynamo.utils import counters
+
+    return int(counters["stats"]["unique_graphs"])
+
+
+@dataclass
+class Workload:
+    """One iteration's callable for a model at one batch size, ready to be timed."""
+
+    fn: Callable[[], Any]
+    batch_size: int
+    model: nn.Module
+    inputs: tuple[Any, ...]
+    compile_s: float | None = None
+    _graphs: int | None = field(default=None, repr=False)
+
+    def check_no_recompile(self) -> None:
+        """Raise if ``torch.compile`` compiled a new graph since the workload was made."""
+        if self._graphs is not None and _compiled_graphs() != self._graphs:
+            raise RecompiledError("torch.compile recompiled during timing; the timed "
+                                  "iterations would include compilation")
+
+
+def training_step(model: nn.Module, inputs: tuple[Any, ...]) -> Callable[[], Any]:
+    """Forward, a scalar loss, backward and an SGD step: one training iteration."""
+    import torch
+
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1e-6)
+
+    def step() -> Any:
+        optimizer.zero_grad(set_to_none=True)
+        output = model(*inputs)
+        loss = output.float().pow(2).mean()
+        loss.backward()
+        optimizer.step()
+        return loss
+
+    return step
+
+
+def make_workload(model: nn.Module, inputs: tuple[Any, ...], batch_size: int,
+                  settings: RunSettings) -> Workload:
+    """The callable one timed iteration runs; compiles (and times the compilation) or
+    captures a CUDA graph first where the settings ask for it."""
+    import torch
+
+    if settings.mode == "train":
+        fn = training_step(model, inputs)
+    else:
+        def fn() -> Any:
+            with torch.inference_mode():
+                return model(*inputs)
+
+    workload = Workload(fn=fn, batch_size=batch_size, model=model, inputs=inputs)
+    if settings.compile:
+        compiled = torch.compile(model, mode=None if settings.compile == "default"
+                                 else settings.compile)
+        if settings.mode == "train":
+            fn = training_step(compiled, inputs)
+        else:
+            def fn() -> Any:
+                with torch.inference_mode():
+                    return compiled(*inputs)
+        start = time.perf_counter()
+        fn()  # compiles
+        if settings.device.startswith("cuda"):
+            torch.cuda.synchronize(settings.device)
+        workload = Workload(fn=fn, batch_size=batch_size, model=model, inputs=inputs,
+                            compile_s=time.perf_counter() - start, _graphs=_compiled_graphs())
+    if settings.cuda_graphs:
+        workload.fn = capture_cuda_graph(workload.fn, settings.device)
+    return workload
+
+
+def capture_cuda_graph(fn: Callable[[], Any], device: str) -> Callable[[], Any]:
+    """Capture ``fn`` into a CUDA graph (after a warm-up on a side stream); returns replay."""
+    import torch
+
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        for _ in range(3):
+            fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        fn()
+    return graph.replay

@@ -1,0 +1,227 @@
+"""archbench plugin: Swin Transformer (Liu et al. 2021), registered under the ``archbench``
+entry point.
+
+This module stays light (no torch import) so that ``archbench list`` answers fast; the model
+lives in :mod:`archbench_swin.model` and is imported when a model is built. The stage
+geometry helpers below are plain arithmetic shared by the validator, the analytic formulas
+and the model, so all three agree on resolutions, windows and padding.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench.formulas import msa_macs, wmsa_macs
+
+NAME = "swin"
+
+
+def stage_resolutions(grid: int, num_stages: int) -> list[int]:
+    """Feature-map side of each stage: the patch grid, then ceil(r / 2) per patch merging
+    (an odd map is zero-padded to even before merging, as in timm and the official code)."""
+    res = [grid]
+    for _ in range(num_stages - 1):
+        res.append((res[-1] + 1) // 2)
+    return res
+
+
+def effective_window(resolution: int, window: int, shift: int) -> tuple[int, int]:
+    """(window, shift) a block actually uses on a ``resolution``-sided map: a map no larger
+    than the window is a single window and is not shifted (official code, timm)."""
+    if resolution <= window:
+        return resolution, 0
+    return window, shift
+
+
+def padded_size(resolution: int, window: int) -> int:
+    """``resolution`` rounded up to a multiple of ``window`` (the zero padding before
+    window partition, official code)."""
+    return -(-resolution // window) * window
+
+
+def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc: str) -> Variant:
+    config = {
+        "patch_size": 4,
+        "embed_dim": dim,
+        "depths": depths,
+        "num_heads": heads,
+        "window_size": window,
+        "mlp_ratio": 4.0,
+        "num_classes": 1000,
+    }
+    return Variant(config=config, img_size=img, description=desc)
+
+
+SWIN = Architecture(
+    name=NAME,
+    family="Swin",
+    paper="Liu et al. 2021, Swin Transformer: Hierarchical Vision Transformer using "
+    "Shifted Windows (ICCV)",
+    input_kind="image",
+    default_variant="tiny",
+    description="Hierarchical Transformer: 4 stages, patch merging, (shifted) window MSA",
+    variants={
+        "tiny": _variant(96, (2, 2, 6, 2), (3, 6, 12, 24), 7, 224, "Swin-T"),
+        "small": _variant(96, (2, 2, 18, 2), (3, 6, 12, 24), 7, 224, "Swin-S"),
+        "base": _variant(128, (2, 2, 18, 2), (4, 8, 16, 32), 7, 224, "Swin-B"),
+        "large": _variant(192, (2, 2, 18, 2), (6, 12, 24, 48), 7, 224, "Swin-L"),
+        "base_384": _variant(128, (2, 2, 18, 2), (4, 8, 16, 32), 12, 384, "Swin-B, 384, window 12"),
+        "large_384": _variant(
+            192, (2, 2, 18, 2), (6, 12, 24, 48), 12, 384, "Swin-L, 384, window 12"
+        ),
+    },
+    token_mixer_types=("WindowAttention",),
+    mlp_types=("Mlp",),
+)
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int_tuple(spec: ModelSpec, key: str, value: Any) -> tuple[int, ...]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, (tuple, list)) or not value or not all(_is_int(v) for v in value):
+        raise UsageError(f"{spec.name}: {key} must be a non-empty tuple of ints, got {value!r}")
+    return tuple(value)
+
+
+def check_config(spec: ModelSpec) -> None:
+    """Raise :class:`UsageError` for a config the model cannot be built or run with."""
+    cfg: Mapping[str, Any] = spec.config
+    img = spec.img_size
+    for key in ("patch_size", "embed_dim", "window_size"):
+        if not _is_int(cfg[key]) or cfg[key] < 1:
+            raise UsageError(f"{spec.name}: {key} must be a positive integer, got {cfg[key]!r}")
+    if not _is_int(img) or img < 1:
+        raise UsageError(f"{spec.name}: image size must be a positive integer, got {img!r}")
+    depths = _int_tuple(spec, "depths", cfg["depths"])
+    heads = _int_tuple(spec, "num_heads", cfg["num_heads"])
+    if len(depths) != len(heads):
+        raise UsageError(
+            f"{spec.name}: depths {depths} and num_heads {heads} must have one entry per stage"
+        )
+    if min(depths) < 1 or min(heads) < 1:
+        raise UsageError(f"{spec.name}: every stage needs depth >= 1 and num_heads >= 1")
+    patch = cfg["patch_size"]
+    if img % patch:
+        raise UsageError(
+            f"{spec.name}: image size {img} is not divisible by the patch size {patch}"
+        )
+    stages = len(depths)
+    min_img = patch * 2 ** (stages - 1)
+    if img < min_img:
+        raise UsageError(
+            f"{spec.name}: image size {img} is too small for {stages} stages: "
+            f"patch size {patch} and {stages - 1} patch mergings need at least {min_img}"
+        )
+    dim = cfg["embed_dim"]
+    for i, h in enumerate(heads):
+        if (dim * 2**i) % h:
+            raise UsageError(
+                f"{spec.name}: stage {i + 1} width {dim * 2**i} (embed_dim {dim} x 2^{i}) "
+                f"is not divisible by num_heads[{i}] = {h}"
+            )
+    if not isinstance(cfg["mlp_ratio"], (int, float)) or cfg["mlp_ratio"] <= 0:
+        raise UsageError(f"{spec.name}: mlp_ratio must be positive, got {cfg['mlp_ratio']!r}")
+    if not _is_int(cfg["num_classes"]) or cfg["num_classes"] < 0:
+        raise UsageError(f"{spec.name}: num_classes must be >= 0, got {cfg['num_classes']!r}")
+
+
+@hookimpl
+def archbench_architectures() -> list[Architecture]:
+    return [SWIN]
+
+
+@hookimpl
+def archbench_validate(spec: ModelSpec) -> None:
+    if spec.arch.name != NAME:
+        return
+    check_config(spec)
+
+
+@hookimpl
+def archbench_build_model(spec: ModelSpec):
+    if spec.arch.name != NAME:
+        return None
+    from archbench_swin.model import SwinTransformer
+
+    return SwinTransformer(img_size=spec.img_size, **spec.config)
+
+
+def mixer_formula(spec: ModelSpec) -> dict[str, Any]:
+    """Swin eqs. (1) and (2) per stage for the model as built (pure arithmetic)."""
+    cfg = spec.config
+    depths, heads = tuple(cfg["depths"]), tuple(cfg["num_heads"])
+    window = cfg["window_size"]
+    res = stage_resolutions(spec.img_size // cfg["patch_size"], len(depths))
+    stages = []
+    for i, (r, depth, nh) in enumerate(zip(res, depths, heads)):
+        dim = cfg["embed_dim"] * 2**i
+        m, shift = effective_window(r, window, window // 2)
+        hw_padded = padded_size(r, m) ** 2
+        wmsa = wmsa_macs(hw_padded, dim, m)
+        msa = msa_macs(r * r, dim)
+        stages.append(
+            {
+                "stage": i + 1,
+                "resolution": r,
+                "padded_resolution": padded_size(r, m),
+                "window": m,
+                "shift": shift,
+                "windows": hw_padded // (m * m),
+                "dim": dim,
+                "heads": nh,
+                "blocks": depth,
+                "wmsa_macs_per_block": wmsa,
+                "msa_macs_per_block": msa,
+                "wmsa_macs": wmsa * depth,
+                "msa_macs": msa * depth,
+            }
+        )
+    return {
+        "equation": "W-MSA: Swin eq. (2) 4hwC^2 + 2M^2hwC per block; "
+        "as MSA: Swin eq. (1) 4hwC^2 + 2(hw)^2C per block",
+        "stages": stages,
+        "wmsa_macs": sum(s["wmsa_macs"] for s in stages),
+        "msa_macs": sum(s["msa_macs"] for s in stages),
+        "notes": [
+            "relative position bias add and shifted-window mask add not counted",
+            "softmax and the 1/sqrt(d) scaling omitted (as in the paper)",
+            "W-MSA hw includes the zero padding to a multiple of the window (it is computed); "
+            "MSA hw is the unpadded map (global attention needs no padding)",
+            "window = min(window_size, stage resolution); stages no larger than the window "
+            "are one window with no shift, where W-MSA equals MSA",
+            "patch merging, MLP, LayerNorm and the cyclic shift (torch.roll) are not "
+            "token-mixer terms",
+        ],
+    }
+
+
+@hookimpl
+def archbench_analyze(ctx) -> dict[str, Any] | None:
+    """W-MSA cost (Swin eq. 2) per stage and summed, beside global MSA (eq. 1)."""
+    if ctx.spec.arch.name != NAME:
+        return None
+    formula = mixer_formula(ctx.spec)
+    wmsa, msa = formula["wmsa_macs"], formula["msa_macs"]
+    return {
+        "mixer": "w-msa",
+        "mixer_gmacs_formula": wmsa / 1e9,
+        "mixer_gmacs_as_msa": msa / 1e9,
+        "mixer_gmacs_as_wmsa": wmsa / 1e9,
+        "mixer_msa_saving": msa / wmsa,
+        "mixer_formula": formula,
+    }
+
+
+@hookimpl
+def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Any] | None:
+    """Zero padding to a multiple of the window (or to even before patch merging) moves
+    data and does no arithmetic: mark it as deliberately not counted."""
+    if spec.arch.name != NAME:
+        return None
+    return {"aten::pad": None, "aten::constant_pad_nd": None}
