@@ -7,6 +7,7 @@ that measure, after every argument has been checked.
 from __future__ import annotations
 
 import datetime as dt
+import fnmatch
 import json
 import os
 import re
@@ -95,6 +96,14 @@ def list_command(pattern: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
+    if ":" not in pattern:
+        for arch in registry.architectures.values():
+            if arch.find_variants is not None and fnmatch.fnmatchcase(arch.name, pattern):
+                rows.append({"name": f"{arch.name}:<name>", "default": False,
+                             "family": arch.family, "input_kind": arch.input_kind,
+                             "input": "model's own", "plugin": arch.plugin,
+                             "paper": arch.paper, "description": arch.description or
+                             f"list them: archbench list '{arch.name}:*PATTERN*'"})
     if not rows:
         fail(f"no architecture matches {pattern!r}; known: {', '.join(registry.names())}")
     from tabulate import tabulate
@@ -388,14 +397,29 @@ def chosen_writers(pm, formats: tuple[str, ...]) -> list:
     return [writers[f] for f in dict.fromkeys(formats or writers)]
 
 
-def validated_specs(pm, registry, targets, img_sizes, seq_lens, overrides) -> list[ModelSpec]:
-    """Every target at every requested input size, checked by the core and the plugins."""
+def validated_specs(pm, registry, targets, img_sizes, seq_lens, overrides,
+                    mixer: str | None = None) -> list[ModelSpec]:
+    """Every target at every requested input size, checked by the core and the plugins;
+    ``mixer`` (``--mixer``) swaps every model's token mixer."""
     try:
         specs = []
         for img_size in img_sizes:
             for seq_len in seq_lens:
                 specs += resolve_specs(registry, targets, img_size, seq_len,
                                        _overrides(overrides))
+        if mixer is not None:
+            import dataclasses
+
+            from archbench.mixers import SWAP_LAYER_TYPE, registered_mixers, unknown_mixer
+
+            names = list(registered_mixers(pm))
+            if mixer not in names:
+                raise UsageError(f"--mixer: {unknown_mixer(mixer, names)}")
+            # The swapped layers are TokenMixerLayer modules (archbench.mixers.build_swap):
+            # the core's token-mixer count (mixer_gmacs) must see them.
+            specs = [s.replace(mixer=mixer, arch=dataclasses.replace(
+                s.arch, token_mixer_types=(*s.arch.token_mixer_types, SWAP_LAYER_TYPE)))
+                for s in specs]
         unique = list({(s.name, s.input_desc): s for s in specs}.values())
         for spec in unique:
             pm.hook.archbench_validate(spec=spec)
@@ -410,9 +434,11 @@ def validated_specs(pm, registry, targets, img_sizes, seq_lens, overrides) -> li
               "(default: each variant's own).")
 @click.option("--seq-len", type=int, help="Sequence length for token models "
               "(default: each variant's own).")
+@click.option("--mixer", metavar="NAME", help="Build every model with this token mixer in "
+              "every block (see 'archbench mixers'), e.g. swin:tiny --mixer msa.")
 @measurement_options
 def compare_command(targets: tuple[str, ...], img_size: int | None, seq_len: int | None,
-                    **options: Any) -> None:
+                    mixer: str | None, **options: Any) -> None:
     """Build, count and time each ARCH[:VARIANT]; print one table and write the reports.
 
     Each architecture's default variant is in the papers' ~4.5 GMACs class
@@ -425,9 +451,11 @@ def compare_command(targets: tuple[str, ...], img_size: int | None, seq_len: int
       archbench compare vit:small vit:base --batch-size 1,8 --threads 2
       archbench compare vit:base --img-size 384 --no-latency --set depth=6
       archbench compare vit swin hornet --device cuda --dtype bf16 --batch-size 1,64
+      archbench compare swin:tiny hornet:tiny --mixer msa --no-latency
     """
     pm, registry = _setup()
-    specs = validated_specs(pm, registry, targets, [img_size], [seq_len], options["overrides"])
+    specs = validated_specs(pm, registry, targets, [img_size], [seq_len], options["overrides"],
+                            mixer=mixer)
     writers = chosen_writers(pm, options["formats"])
     settings = run_settings(pm, specs, options)
     run_dir = make_run_dir(options["out"], "compare", [s.arch.name for s in specs])
@@ -534,3 +562,8 @@ def print_table(report: Any) -> None:
     for row in report.rows:
         if row["status"] != "ok":
             click.echo(f"{row['model']}: {row['status']}: {row['error']}")
+
+
+from archbench.mixers import mixers_command  # noqa: E402  (light: no torch)
+
+main.add_command(mixers_command)

@@ -102,8 +102,6 @@ class AnalysisContext:
     model: nn.Module
     inputs: tuple[Any, ...]
     handlers: Mapping[str, Handle | None]
-    #: Builds the same model again (the core uses it for the meta-device cross-check).
-    rebuild: Callable[[], nn.Module] | None = None
     #: The run's settings (``settings.mode == "train"`` asks for training FLOPs too).
     settings: RunSettings | None = None
 

@@ -87,9 +87,11 @@ def archbench_build_model(spec: ModelSpec) -> torch.nn.Module | None:
 
     Called by the core once per model, one model at a time; the core moves it to the device
     and dtype and puts it in eval mode. An exception here costs that model's rows
-    (``status=error``), not the run. The core may also call it under
-    ``with torch.device("meta")`` for the FLOP cross-check, so build with ordinary
-    ``torch.nn`` constructors and do not move tensors to a fixed device.
+    (``status=error``), not the run. The core also calls it under
+    ``with torch.device("meta")`` to check ``--mode train`` before anything runs, and runs
+    the model with meta tensors for the FLOP cross-check, so build with ordinary
+    ``torch.nn`` constructors, keep tensors in parameters and buffers, and do not move
+    tensors to a fixed device.
     """
 
 
@@ -199,9 +201,15 @@ def archbench_token_mixers() -> list[TokenMixer]:
     Receives nothing. Returns a list of :class:`archbench.mixers.TokenMixer` (a name such
     as ``msa``, ``w-msa`` or ``gnconv``, a builder taking a
     :class:`archbench.mixers.MixerConfig` (width, heads, window, order, feature-map size),
-    the analytic MAC formula, the input layout, and an optional config check). Like
-    ``archbench_architectures`` it must be cheap: import torch inside the builder only.
+    the analytic MAC formula for one sample, the input layout (``tokens`` (B, N, C),
+    ``channels_first`` or ``channels_last``), and optionally a config check raising
+    ``UsageError``, the attention matrix's size in elements (to skip sizes that cannot
+    fit) and extra fvcore handlers). Like ``archbench_architectures`` it must be cheap:
+    import torch inside the builder only.
 
-    Called by the core once per ``archbench mixers`` command, and for ``--mixer`` swaps in
-    ``archbench compare``. Two plugins registering the same mixer name is an error.
+    Called by the core once per ``archbench mixers`` command, and when ``--mixer`` swaps
+    in ``archbench compare`` are validated; an architecture plugin builds a swap with
+    :func:`archbench.mixers.build_swap` (any registered mixer, adapted to its layout) and
+    describes it with :func:`archbench.mixers.swap_columns`. Two plugins registering the
+    same mixer name is an error naming both.
     """

@@ -79,6 +79,9 @@ class Registry:
         name, _, variant_name = target.partition(":")
         arch = self.get(name)
         variant_name = variant_name or arch.default_variant
+        if any(c in variant_name for c in "*?["):
+            raise UsageError(f"{target}: wildcards select names in archbench list "
+                             f"'{target}'; compare needs exact names")
         variants = arch.variants
         if variant_name not in variants and arch.find_variants is not None:
             variants = arch.find_variants(variant_name)

@@ -145,7 +145,6 @@ class Runner:
             model=model,
             inputs=self.inputs(spec, model, 1),
             handlers=self.flop_handlers(spec),
-            rebuild=lambda: self.build(spec),
             settings=self.settings,
         )
         with torch.no_grad():

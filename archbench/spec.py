@@ -87,11 +87,17 @@ class ModelSpec:
     img_size: int | None = None
     seq_len: int | None = None
     overrides: Mapping[str, Any] = field(default_factory=dict)
+    #: ``--mixer NAME``: build the backbone with this token mixer (a name registered through
+    #: ``archbench_token_mixers``) in every block instead of its own; None keeps its own.
+    mixer: str | None = None
 
     @property
     def name(self) -> str:
-        """``arch:variant``, plus the overrides, e.g. ``vit:small[depth=6]``."""
+        """``arch:variant``, plus the mixer swap and overrides, e.g.
+        ``swin:tiny+msa`` or ``vit:small[depth=6]``."""
         base = f"{self.arch.name}:{self.variant}"
+        if self.mixer:
+            base += f"+{self.mixer}"
         if self.overrides:
             base += "[" + ",".join(f"{k}={v}" for k, v in self.overrides.items()) + "]"
         return base

@@ -1,23 +1,25 @@
 """Forward latency of archbench's HorNet-T (7x7 and GF) against Swin-T and ConvNeXt-T, same run.
 
-Run:  python benchmarks/bench_hornet.py [--threads N] [--batch B] [--iters N] [--img 224]
+Run:  python benchmarks/bench_hornet.py [--threads N] [--batch B] [--min-time 2] [--rounds 3]
+                                        [--warmup 3] [--img 224]
 
 Swin-T is archbench's own (``archbench_swin.model.SwinTransformer``) when it imports and
 builds, otherwise timm's ``swin_tiny_patch4_window7_224``; ConvNeXt-T is timm's
 ``convnext_tiny``. All models are randomly initialised, in eval mode under
-``torch.inference_mode``, fp32 on the CPU, timed round-robin (so drift hits all equally)
-with the same thread count. Prints the median latency of each and its ratio to HorNet-T.
+``torch.inference_mode``, fp32 on the CPU, timed in alternating rounds (so drift hits all
+equally) with the same thread count. Prints the median latency of each and its ratio to
+HorNet-T (7x7).
 Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
+from functools import partial
 
 import timm
 import torch
+from _compare import print_table, time_alternating
 
 from archbench_hornet.model import HorNet
 
@@ -38,18 +40,13 @@ def _swin_tiny(img: int) -> tuple[str, torch.nn.Module]:
         )
 
 
-def _time_once(model: torch.nn.Module, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    model(x)
-    return time.perf_counter() - start
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=20)
-    parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--min-time", type=float, default=2.0, help="seconds per model")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=3, help="untimed calls per round")
     parser.add_argument("--img", type=int, default=224)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -66,27 +63,14 @@ def main() -> None:
         m.eval()
     x = torch.randn(args.batch, 3, args.img, args.img)
 
-    times: dict[str, list[float]] = {k: [] for k in models}
-    with torch.inference_mode():
-        for _ in range(args.warmup):
-            for m in models.values():
-                m(x)
-        names = list(models)
-        for i in range(args.iters):
-            shift = i % len(names)  # rotate the order each round
-            for k in names[shift:] + names[:shift]:
-                times[k].append(_time_once(models[k], x))
-
-    base = statistics.median(times["hornet_t_7x7"])
+    results = time_alternating({k: partial(m, x) for k, m in models.items()},
+                               rounds=args.rounds, min_time=args.min_time, warmup=args.warmup)
     print(
-        f"threads={args.threads} batch={args.batch} img={args.img} iters={args.iters} "
-        f"torch={torch.__version__}"
+        f"threads={torch.get_num_threads()} batch={args.batch} img={args.img} "
+        f"rounds={args.rounds} torch={torch.__version__}"
     )
-    print(f"{'model':<22}{'params_m':>10}{'median_ms':>12}{'vs hornet_t_7x7':>18}")
-    for k, ts in times.items():
-        med = statistics.median(ts)
-        params = sum(p.numel() for p in models[k].parameters()) / 1e6
-        print(f"{k:<22}{params:>10.2f}{med * 1e3:>12.2f}{med / base:>17.2f}x")
+    params = {k: f"{sum(p.numel() for p in m.parameters()) / 1e6:.2f}" for k, m in models.items()}
+    print_table(results, reference="hornet_t_7x7", extra={"params_m": params})
 
 
 if __name__ == "__main__":

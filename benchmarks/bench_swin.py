@@ -1,36 +1,31 @@
 """Forward latency of archbench's Swin-T against timm's Swin-T, same weights, same run.
 
-Run:  python benchmarks/bench_swin.py [--threads N] [--batch B] [--iters N] [--img 224]
+Run:  python benchmarks/bench_swin.py [--threads N] [--batch B] [--min-time 3] [--rounds 3]
+                                      [--warmup 5] [--img 224]
 
 Loads timm's randomly initialised state_dict into ours (strict), checks the logits agree,
-then times both models alternately (eval, ``torch.inference_mode``) and prints the median
-latency of each and the ratio ours / timm (goal: <= 1.0). Not a test.
+then times both models in alternating rounds (eval, ``torch.inference_mode``) and prints
+the median latency of each and the ratio ours / timm (goal: <= 1.0). Not a test.
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import timm
 import torch
+from _compare import print_goal, print_table, time_alternating
 
 from archbench_swin.model import SwinTransformer
-
-
-def _time_once(model: torch.nn.Module, x: torch.Tensor) -> float:
-    start = time.perf_counter()
-    model(x)
-    return time.perf_counter() - start
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--iters", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--min-time", type=float, default=3.0, help="seconds per model")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=5, help="untimed calls per round")
     parser.add_argument("--img", type=int, default=224)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -42,31 +37,18 @@ def main() -> None:
     ref.eval()
     ours.eval()
     x = torch.randn(args.batch, 3, args.img, args.img)
-
     with torch.inference_mode():
         diff = (ours(x) - ref(x)).abs().max().item()
-        for _ in range(args.warmup):
-            ours(x)
-            ref(x)
-        t_ours, t_ref = [], []
-        for i in range(args.iters):  # alternate, so drift hits both equally
-            if i % 2:
-                t_ours.append(_time_once(ours, x))
-                t_ref.append(_time_once(ref, x))
-            else:
-                t_ref.append(_time_once(ref, x))
-                t_ours.append(_time_once(ours, x))
 
-    med_ours = statistics.median(t_ours) * 1e3
-    med_ref = statistics.median(t_ref) * 1e3
+    results = time_alternating({"ours": lambda: ours(x), "timm": lambda: ref(x)},
+                               rounds=args.rounds, min_time=args.min_time, warmup=args.warmup)
     print(
-        f"Swin-T {args.img}x{args.img} batch {args.batch}, {args.threads} threads, "
-        f"{args.iters} iters, torch {torch.__version__}, timm {timm.__version__}"
+        f"Swin-T {args.img}x{args.img} batch {args.batch}, {torch.get_num_threads()} threads, "
+        f"{args.rounds} rounds, torch {torch.__version__}, timm {timm.__version__}"
     )
     print(f"max |logit diff| = {diff:.2e}")
-    print(f"archbench swin : {med_ours:8.2f} ms (median)")
-    print(f"timm swin      : {med_ref:8.2f} ms (median)")
-    print(f"ratio ours/timm: {med_ours / med_ref:.3f}")
+    print_table(results, reference="timm")
+    print_goal(results, "ours", "timm")
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 
 Both layers are post-norm, ReLU, d_model=512, h=8, d_ff=2048, carry the same weights, run in
 the same process with the same thread count, in eval mode under ``torch.inference_mode()``,
-timed interleaved (ours, theirs, ours, ...) so drift hits both alike.  The goal is
-ours / torch <= 1.0.
+timed in alternating rounds (ours, ours eq. 1, torch, ours, ...) so drift hits all alike.
+The goal is ours / torch <= 1.0.
 
 FLOP note: in eval mode under ``inference_mode``/``no_grad``, ``nn.TransformerEncoderLayer``
 takes PyTorch's fused "fast path": run eagerly, the whole layer is one opaque
@@ -20,16 +20,15 @@ Run::
 
     python benchmarks/bench_transformer.py                 # batch 8, seq 128
     python benchmarks/bench_transformer.py --batch-size 1 --seq-len 512 --threads 2
+    python benchmarks/bench_transformer.py --min-time 3 --rounds 15   # the defaults
 """
 
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
-from collections.abc import Callable
 
 import torch
+from _compare import print_goal, print_table, time_alternating
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -53,27 +52,6 @@ def build(fused: bool = True) -> tuple[EncoderLayer, EncoderLayer, nn.Transforme
     return ours, ours_eq1, theirs
 
 
-def time_interleaved(
-    fns: dict[str, Callable[[], object]], rounds: int, min_round_s: float
-) -> dict[str, list[float]]:
-    """Per-call seconds of each function, one sample per round, rounds interleaved."""
-    iters = {}
-    for name, fn in fns.items():  # calibrate: iterations per round for ~min_round_s
-        for _ in range(3):
-            fn()
-        t0 = time.perf_counter()
-        fn()
-        iters[name] = max(1, int(min_round_s / max(time.perf_counter() - t0, 1e-6)))
-    samples: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(rounds):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(iters[name]):
-                fn()
-            samples[name].append((time.perf_counter() - t0) / iters[name])
-    return samples
-
-
 def flop_counts(layer: nn.Module, x: torch.Tensor, grad: bool) -> tuple[float, float, str]:
     """(fvcore GMACs, FlopCounterMode GMACs, fvcore's uncounted ops) of one forward, with
     autograd on or off."""
@@ -93,7 +71,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seq-len", type=int, default=128)
     parser.add_argument("--threads", type=int, default=None, help="default: torch's")
     parser.add_argument("--rounds", type=int, default=15)
-    parser.add_argument("--min-round-s", type=float, default=0.2)
+    parser.add_argument("--min-time", type=float, default=3.0, help="seconds per layer")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -109,24 +87,17 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(f"max |ours - torch| = {err:.2e}")
 
-    with torch.inference_mode():
-        samples = time_interleaved(
-            {
-                "ours (sdpa)": lambda: ours(x),
-                "ours (eq. 1 written out)": lambda: ours_eq1(x),
-                "torch TransformerEncoderLayer": lambda: theirs(x),
-            },
-            rounds=args.rounds,
-            min_round_s=args.min_round_s,
-        )
-    med = {k: statistics.median(v) * 1e3 for k, v in samples.items()}
-    base = med["torch TransformerEncoderLayer"]
-    for name, ms in med.items():
-        print(f"  {name:32s} median {ms:8.3f} ms   ratio to torch {ms / base:5.3f}")
-    ratio = med["ours (sdpa)"] / base
-    print(
-        f"ours (sdpa) / torch = {ratio:.3f} ({'meets' if ratio <= 1.0 else 'misses'} goal <= 1.0)"
+    results = time_alternating(
+        {
+            "ours (sdpa)": lambda: ours(x),
+            "ours (eq. 1 written out)": lambda: ours_eq1(x),
+            "torch TransformerEncoderLayer": lambda: theirs(x),
+        },
+        rounds=args.rounds,
+        min_time=args.min_time,
     )
+    print_table(results, reference="torch TransformerEncoderLayer")
+    print_goal(results, "ours (sdpa)", "torch TransformerEncoderLayer")
 
     n = args.seq_len
     ffn = 2 * n * D_MODEL * D_FF

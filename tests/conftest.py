@@ -26,7 +26,7 @@ def run_cli(monkeypatch, tmp_path):
     def run(*args: str, out: Path | None = None):
         out = out or tmp_path / "results"
         argv = list(args)
-        if args and args[0] in ("compare", "sweep") and "--out" not in args:
+        if args and args[0] in ("compare", "sweep", "mixers") and "--out" not in args:
             argv += ["--out", str(out)]
         result = CliRunner().invoke(main, argv)
         runs = sorted(out.glob("*")) if out.is_dir() else []

@@ -114,3 +114,16 @@ def test_sdpa_is_counted():
     k = torch.randn(2, 3, 12, 8)
     v = torch.randn(2, 3, 12, 4)
     assert count_flops(Attn(), (q, k, v), CORE_HANDLERS).total == 2 * 3 * 10 * 12 * (8 + 4)
+
+
+def test_every_hook_documents_what_it_receives_returns_and_who_calls_it():
+    import inspect
+
+    from archbench import hookspecs
+
+    hooks = [f for name, f in vars(hookspecs).items() if name.startswith("archbench_")]
+    assert len(hooks) >= 8
+    for hook in hooks:
+        doc = inspect.getdoc(hook) or ""
+        for word in ("Receives", "Return", "Called"):
+            assert word in doc, f"{hook.__name__}: docstring does not say '{word}'"

@@ -49,7 +49,7 @@ def _runs_lines(runs: list[dict]) -> list[str]:
             f"(torch {r['environment'].get('torch')}, {r['created']})" for r in runs]
 
 
-def render_markdown(report: Report) -> str:
+def render_markdown(report: Report) -> str | dict[str, str | bytes]:
     import pandas as pd
 
     frame = report.frame()
@@ -89,6 +89,13 @@ def render_markdown(report: Report) -> str:
                       "work such as adds, activations and softmax; counts per model in "
                       "report.json):", ""]
             lines += [f"- {r.model}: {r.unsupported_ops}" for r in shown.itertuples()]
+    from archbench.plots import figures
+
+    pngs = figures(report)  # {} without matplotlib (the optional ``plot`` extra)
+    if pngs:
+        lines += ["", "## Figures", ""]
+        lines += [f"![{name.removesuffix('.png')}]({name})\n" for name in pngs]
+        return {"report.md": "\n".join(lines) + "\n", **pngs}
     return "\n".join(lines) + "\n"
 
 

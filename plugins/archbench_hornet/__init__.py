@@ -15,6 +15,14 @@ from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
 from archbench.formulas import msa_macs, wmsa_macs
+from archbench.mixers import (
+    MixerConfig,
+    TokenMixer,
+    build_swap,
+    check_mixer_config,
+    get_token_mixer,
+    swap_columns,
+)
 
 NAME = "hornet"
 #: Window of the W-MSA comparison (Swin's M = 7).
@@ -127,6 +135,13 @@ def archbench_validate(spec: ModelSpec) -> None:
         raise UsageError(f"{pre}: num_classes must be >= 0, got {cfg['num_classes']}")
     if cfg["gf"]:
         _validate_gf(spec)
+    if spec.mixer:
+        mixer = get_token_mixer(spec.mixer)
+        for i, layer in enumerate(swap_configs(spec)):
+            try:
+                check_mixer_config(mixer, layer)
+            except UsageError as exc:
+                raise UsageError(f"{pre}: --mixer {spec.mixer} in stage {i + 1}: {exc}") from None
 
 
 def _validate_gf(spec: ModelSpec) -> None:
@@ -166,7 +181,35 @@ def archbench_build_model(spec: ModelSpec) -> Any:
         return None
     from archbench_hornet.model import HorNet
 
+    if spec.mixer:
+        configs = swap_configs(spec)
+        return HorNet(
+            **spec.config,
+            mixer_factory=lambda stage: build_swap(spec.mixer, configs[stage], "channels_first"),
+        )
     return HorNet(**spec.config)
+
+
+# --------------------------------------------------------------------------- --mixer swaps
+
+#: Head width of attention swapped into HorNet (Swin's: 32 channels per head).
+SWAP_HEAD_DIM = 32
+
+
+def swap_configs(spec: ModelSpec) -> list[MixerConfig]:
+    """One mixer config per stage of a ``--mixer`` swap: the stage's width, heads of 32
+    channels (Swin's), window 7 (at most the map), the stage's gnConv order and map side."""
+    cfg = spec.config
+    return [
+        MixerConfig(
+            dim=cfg["base_dim"] * 2**i,
+            heads=max(1, cfg["base_dim"] * 2**i // SWAP_HEAD_DIM),
+            window=min(WMSA_WINDOW, side),
+            order=cfg["orders"][i],
+            size=side,
+        )
+        for i, side in enumerate(stage_resolutions(spec.img_size))
+    ]
 
 
 # --------------------------------------------------------------------------- FLOP handlers
@@ -246,19 +289,23 @@ COUNT_NOTES = [
 ]
 
 
+#: The handlers a model with gnConv needs (HorNet, or another backbone with ``--mixer gnconv``).
+HANDLERS: dict[str, Any] = {
+    "aten::fft_rfft2": rfft2_handle,
+    "aten::fft_irfft2": irfft2_handle,
+    "aten::mul": mul_handle,
+    "aten::add": None,
+    "aten::gelu": None,
+    "aten::mean": None,
+    "aten::view_as_complex": None,
+}
+
+
 @hookimpl
 def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Any] | None:
-    if spec.arch.name != NAME:
+    if spec.arch.name != NAME and not (spec.mixer or "").startswith("gnconv"):
         return None
-    return {
-        "aten::fft_rfft2": rfft2_handle,
-        "aten::fft_irfft2": irfft2_handle,
-        "aten::mul": mul_handle,
-        "aten::add": None,
-        "aten::gelu": None,
-        "aten::mean": None,
-        "aten::view_as_complex": None,
-    }
+    return dict(HANDLERS)
 
 
 # --------------------------------------------------------------------------- analysis
@@ -324,6 +371,18 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
         return None
     cfg = ctx.spec.config
     sides = stage_resolutions(ctx.spec.img_size)
+    if ctx.spec.mixer:
+        layers = swap_configs(ctx.spec)
+        depths = cfg["depths"]
+        return swap_columns(
+            ctx.spec.mixer,
+            list(zip(layers, depths)),
+            as_msa=sum(msa_macs(c.tokens, c.dim) * d for c, d in zip(layers, depths)),
+            as_wmsa=sum(
+                wmsa_macs(_wmsa_tokens(c.size, WMSA_WINDOW), c.dim, WMSA_WINDOW) * d
+                for c, d in zip(layers, depths)
+            ),
+        )
     by_module = ctx.flops.by_module
     types = ctx.flops.module_types
     stages = []
@@ -398,3 +457,73 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
             ],
         },
     }
+
+
+# --------------------------------------------------------------------------- token mixers
+
+
+def _check_gnconv(cfg: MixerConfig, gf: bool = False) -> None:
+    name = "gnconv-gf" if gf else "gnconv"
+    if not 1 <= cfg.order <= MAX_ORDER:
+        raise UsageError(f"{name}: --order {cfg.order} is outside 1..{MAX_ORDER}")
+    if cfg.dim % 2 ** (cfg.order - 1):
+        raise UsageError(
+            f"{name}: --dim {cfg.dim} is not divisible by 2^(order-1) = "
+            f"{2 ** (cfg.order - 1)} (gnConv of order {cfg.order} halves it "
+            f"{cfg.order - 1} times)"
+        )
+    if gf and sum(gnconv_dims(cfg.dim, cfg.order)) % 2:
+        raise UsageError(
+            f"{name}: the global filter splits {sum(gnconv_dims(cfg.dim, cfg.order))}"
+            " channels in two halves; need an even count"
+        )
+
+
+def _gf_size(cfg: MixerConfig) -> tuple[int, int]:
+    """The rfft2 half-spectrum of the map: no resizing of the filter."""
+    return cfg.size, cfg.size // 2 + 1
+
+
+def _build_gnconv(cfg: MixerConfig) -> Any:
+    from archbench_hornet.model import GnConv
+
+    return GnConv(cfg.dim, cfg.order, kernel_size=7)
+
+
+def _build_gnconv_gf(cfg: MixerConfig) -> Any:
+    from archbench_hornet.model import GnConv
+
+    return GnConv(cfg.dim, cfg.order, gf_size=_gf_size(cfg))
+
+
+MIXERS = [
+    TokenMixer(
+        name="gnconv",
+        description="recursive gated convolution g^nConv with a 7x7 depth-wise conv, exact "
+        "sum of its terms (HorNet sec. 3.1)",
+        paper=HORNET.paper,
+        build=_build_gnconv,
+        layout="channels_first",
+        macs=lambda cfg: sum(gnconv_macs(cfg.size, cfg.dim, cfg.order, 7).values()),
+        check=_check_gnconv,
+        flop_handlers=lambda: dict(HANDLERS),
+    ),
+    TokenMixer(
+        name="gnconv-gf",
+        description="g^nConv with the global filter (3x3 depth-wise + FFT filter, HorNet-GF "
+        "sec. 3.3), exact sum of its terms",
+        paper=HORNET.paper,
+        build=_build_gnconv_gf,
+        layout="channels_first",
+        macs=lambda cfg: sum(
+            gnconv_macs(cfg.size, cfg.dim, cfg.order, 7, gf_size=_gf_size(cfg)).values()
+        ),
+        check=lambda cfg: _check_gnconv(cfg, gf=True),
+        flop_handlers=lambda: dict(HANDLERS),
+    ),
+]
+
+
+@hookimpl
+def archbench_token_mixers() -> list[TokenMixer]:
+    return MIXERS

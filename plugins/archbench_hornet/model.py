@@ -11,7 +11,7 @@ Follows the structure and parameter names of the official release (raoyongming/H
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,10 +185,16 @@ class HorNetBlock(nn.Module):
         kernel_size: int = 7,
         scale: float = DEFAULT_SCALE,
         gf_size: tuple[int, int] | None = None,
+        mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.norm1 = LayerNorm2d(dim, eps=1e-6)
-        self.gnconv = GnConv(dim, order, kernel_size=kernel_size, scale=scale, gf_size=gf_size)
+        # ``mixer`` (archbench's --mixer swap): another token mixer on (B, C, H, W).
+        self.gnconv = (
+            mixer
+            if mixer is not None
+            else GnConv(dim, order, kernel_size=kernel_size, scale=scale, gf_size=gf_size)
+        )
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = PointwiseLinear(dim, 4 * dim)
         self.act = nn.GELU()
@@ -220,6 +226,8 @@ class HorNet(nn.Module):
     Stem 4x4/4 conv + LN; between stages LN + 2x2/2 conv; stage widths C, 2C, 4C, 8C with
     gnConv orders ``orders`` (2, 3, 4, 5 in the paper); head: global average pool, LN, linear.
     With ``gf=True`` stages 3 and 4 use the global filter with sizes ``gf_sizes``.
+    ``mixer_factory(stage)`` (archbench's ``--mixer`` swap) builds each block's token mixer
+    on (B, C, H, W) in place of gnConv.
     """
 
     def __init__(
@@ -235,6 +243,7 @@ class HorNet(nn.Module):
         drop_path_rate: float = 0.0,
         num_classes: int = 1000,
         in_chans: int = 3,
+        mixer_factory: Callable[[int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if len(depths) != 4 or len(orders) != 4:
@@ -272,6 +281,7 @@ class HorNet(nn.Module):
                             kernel_size=kernel_size,
                             scale=gnconv_scale,
                             gf_size=gf_size,
+                            mixer=None if mixer_factory is None else mixer_factory(i),
                         )
                         for j in range(depths[i])
                     ]

@@ -14,6 +14,14 @@ from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
 from archbench.formulas import msa_macs, wmsa_macs
+from archbench.mixers import (
+    MixerConfig,
+    TokenMixer,
+    build_swap,
+    check_mixer_config,
+    get_token_mixer,
+    swap_columns,
+)
 
 NAME = "swin"
 
@@ -141,6 +149,15 @@ def archbench_validate(spec: ModelSpec) -> None:
     if spec.arch.name != NAME:
         return
     check_config(spec)
+    if spec.mixer:
+        mixer = get_token_mixer(spec.mixer)
+        for i, cfg in enumerate(swap_configs(spec)):
+            try:
+                check_mixer_config(mixer, cfg)
+            except UsageError as exc:
+                raise UsageError(
+                    f"{spec.name}: --mixer {spec.mixer} in stage {i + 1}: {exc}"
+                ) from None
 
 
 @hookimpl
@@ -149,7 +166,108 @@ def archbench_build_model(spec: ModelSpec):
         return None
     from archbench_swin.model import SwinTransformer
 
+    if spec.mixer:
+        configs = swap_configs(spec)
+        return SwinTransformer(
+            img_size=spec.img_size,
+            **spec.config,
+            mixer_factory=lambda stage, dim, heads, res: build_swap(
+                spec.mixer, configs[stage], "channels_last"
+            ),
+        )
     return SwinTransformer(img_size=spec.img_size, **spec.config)
+
+
+# --------------------------------------------------------------------------- token mixers
+
+#: gnConv order per stage when gnConv replaces (S)W-MSA: HorNet's choice (2, 3, 4, 5).
+SWAP_ORDERS = (2, 3, 4, 5)
+
+
+def swap_configs(spec: ModelSpec) -> list[MixerConfig]:
+    """One mixer config per stage of a ``--mixer`` swap: the stage's width, heads, window
+    (at most the map), HorNet's gnConv order and the stage's map side."""
+    cfg = spec.config
+    res = stage_resolutions(spec.img_size // cfg["patch_size"], len(cfg["depths"]))
+    return [
+        MixerConfig(
+            dim=cfg["embed_dim"] * 2**i,
+            heads=cfg["num_heads"][i],
+            window=min(cfg["window_size"], r),
+            order=SWAP_ORDERS[min(i, len(SWAP_ORDERS) - 1)],
+            size=r,
+        )
+        for i, r in enumerate(res)
+    ]
+
+
+def _window(cfg: MixerConfig) -> int:
+    return min(cfg.window, cfg.size)
+
+
+def window_tokens(cfg: MixerConfig) -> int:
+    """hw of eq. (2): the map padded to a multiple of the window."""
+    return padded_size(cfg.size, _window(cfg)) ** 2
+
+
+def _check_window(cfg: MixerConfig) -> None:
+    if cfg.dim % cfg.heads:
+        raise UsageError(f"window attention: --heads {cfg.heads} does not divide --dim {cfg.dim}")
+    if cfg.size < cfg.window:
+        raise UsageError(
+            f"window attention: feature-map size {cfg.size} is smaller than the window "
+            f"{cfg.window}; use sizes >= {cfg.window} or a smaller --window"
+        )
+
+
+def _build(shifted: bool) -> Any:
+    def build(cfg: MixerConfig) -> Any:
+        from archbench_swin.model import WindowMSA
+
+        return WindowMSA(
+            cfg.dim, cfg.heads, cfg.window, cfg.window // 2 if shifted else 0, cfg.size
+        )
+
+    return build
+
+
+def _wmsa_cost(cfg: MixerConfig) -> int:
+    return wmsa_macs(window_tokens(cfg), cfg.dim, _window(cfg))
+
+
+def _handlers() -> dict[str, Any]:
+    return {"aten::pad": None, "aten::constant_pad_nd": None}
+
+
+_COMMON = {
+    "paper": SWIN.paper,
+    "macs": _wmsa_cost,
+    "layout": "channels_last",
+    "check": _check_window,
+    # heads x windows x (M² x M²) scores = heads x hw x M²
+    "attention_bytes": lambda cfg: cfg.heads * window_tokens(cfg) * _window(cfg) ** 2,
+    "flop_handlers": _handlers,
+}
+MIXERS = [
+    TokenMixer(
+        name="w-msa",
+        build=_build(False),
+        description="window MSA in non-overlapping MxM windows, Swin eq. (2) 4hwC^2 + 2M^2hwC",
+        **_COMMON,
+    ),
+    TokenMixer(
+        name="sw-msa",
+        build=_build(True),
+        description="shifted-window MSA (cyclic shift by M/2 + mask), Swin eq. (2) "
+        "4hwC^2 + 2M^2hwC (mask add not counted)",
+        **_COMMON,
+    ),
+]
+
+
+@hookimpl
+def archbench_token_mixers() -> list[TokenMixer]:
+    return MIXERS
 
 
 def mixer_formula(spec: ModelSpec) -> dict[str, Any]:
@@ -208,6 +326,11 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
         return None
     formula = mixer_formula(ctx.spec)
     wmsa, msa = formula["wmsa_macs"], formula["msa_macs"]
+    if ctx.spec.mixer:
+        depths = ctx.spec.config["depths"]
+        return swap_columns(
+            ctx.spec.mixer, list(zip(swap_configs(ctx.spec), depths)), as_msa=msa, as_wmsa=wmsa
+        )
     return {
         "mixer": "w-msa",
         "mixer_gmacs_formula": wmsa / 1e9,
@@ -222,6 +345,6 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
 def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Any] | None:
     """Zero padding to a multiple of the window (or to even before patch merging) moves
     data and does no arithmetic: mark it as deliberately not counted."""
-    if spec.arch.name != NAME:
+    if spec.arch.name != NAME and spec.mixer not in ("w-msa", "sw-msa"):
         return None
-    return {"aten::pad": None, "aten::constant_pad_nd": None}
+    return _handlers()

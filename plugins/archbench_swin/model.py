@@ -18,7 +18,7 @@ stage's resolution is <= the window, the window shrinks to that resolution and t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -144,6 +144,69 @@ class WindowAttention(nn.Module):
         return self.proj(x)
 
 
+def shifted_window_attention(
+    x: torch.Tensor,
+    attn: WindowAttention,
+    window_size: int,
+    shift_size: int,
+    attn_mask: torch.Tensor | None,
+    mask_resolution: int,
+) -> torch.Tensor:
+    """W-MSA (``shift_size`` 0) or SW-MSA on a (B, H, W, C) map (Sec. 3.2): zero-pad to a
+    multiple of the window (official code), cyclic shift, window partition, window attention
+    with the shift mask, window reverse, shift back, crop. ``attn_mask`` is the mask
+    precomputed for a padded ``mask_resolution``-sided map; other sizes get their own."""
+    B, H, W, C = x.shape
+    # Plain ints, so that tracing (fvcore) records no size arithmetic ops.
+    B, H, W = int(B), int(H), int(W)
+    M, s = window_size, shift_size
+    Hp, Wp = padded_size(H, M), padded_size(W, M)
+    if (Hp, Wp) != (H, W):
+        x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
+    mask = None
+    if s:
+        x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
+        if (Hp, Wp) == (mask_resolution,) * 2 and attn_mask is not None:
+            mask = attn_mask  # precomputed for the built resolution
+        else:
+            mask = shifted_window_mask(Hp, Wp, M, s).to(x.device)
+    windows = attn(window_partition(x, M), mask=mask, batch=B)
+    x = window_reverse(windows, M, Hp, Wp)
+    if s:
+        x = torch.roll(x, shifts=(s, s), dims=(1, 2))
+    if (Hp, Wp) != (H, W):
+        x = x[:, :H, :W, :]
+    return x
+
+
+class WindowMSA(nn.Module):
+    """The whole W-MSA / SW-MSA layer on a (B, H, W, C) map: window partition, window
+    attention (:class:`WindowAttention`, Eq. 4), window reverse; with ``shift_size`` > 0 the
+    cyclic shift and its mask (SW-MSA). What a Swin block calls its (S)W-MSA, alone, for
+    ``archbench mixers`` and ``--mixer`` swaps."""
+
+    def __init__(
+        self, dim: int, num_heads: int, window_size: int, shift_size: int, resolution: int
+    ) -> None:
+        super().__init__()
+        self.window_size, self.shift_size = effective_window(resolution, window_size, shift_size)
+        self.attn = WindowAttention(dim, num_heads, self.window_size)
+        self.padded_resolution = padded_size(resolution, self.window_size)
+        mask = (
+            shifted_window_mask(
+                self.padded_resolution, self.padded_resolution, self.window_size, self.shift_size
+            )
+            if self.shift_size
+            else None
+        )
+        self.register_buffer("attn_mask", mask, persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return shifted_window_attention(
+            x, self.attn, self.window_size, self.shift_size, self.attn_mask, self.padded_resolution
+        )
+
+
 class Mlp(nn.Module):
     """2-layer MLP with GELU, hidden width ``mlp_ratio`` × C (Sec. 3.1)."""
 
@@ -173,6 +236,7 @@ class SwinTransformerBlock(nn.Module):
         shift_size: int = 0,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
         self.dim = dim
@@ -181,14 +245,21 @@ class SwinTransformerBlock(nn.Module):
             input_resolution, window_size, shift_size
         )
         self.norm1 = nn.LayerNorm(dim)
-        self.attn = WindowAttention(dim, num_heads, self.window_size, qkv_bias)
+        # ``mixer`` (archbench's --mixer swap): a token mixer on the (B, H, W, C) map that
+        # replaces the whole (S)W-MSA layer.
+        self.swapped = mixer is not None
+        self.attn = (
+            mixer
+            if mixer is not None
+            else WindowAttention(dim, num_heads, self.window_size, qkv_bias)
+        )
         self.norm2 = nn.LayerNorm(dim)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
         self.padded_resolution = self.padded(input_resolution)
         padded = self.padded_resolution
         mask = (
             shifted_window_mask(padded, padded, self.window_size, self.shift_size)
-            if self.shift_size
+            if self.shift_size and not self.swapped
             else None
         )
         self.register_buffer("attn_mask", mask, persistent=False)
@@ -198,28 +269,11 @@ class SwinTransformerBlock(nn.Module):
         return padded_size(size, self.window_size)
 
     def _attn(self, x: torch.Tensor) -> torch.Tensor:
-        B, H, W, C = x.shape
-        # Plain ints, so that tracing (fvcore) records no size arithmetic ops.
-        B, H, W = int(B), int(H), int(W)
-        M, s = self.window_size, self.shift_size
-        # Pad to a multiple of the window (official code), then shift the padded map.
-        Hp, Wp = self.padded(H), self.padded(W)
-        if (Hp, Wp) != (H, W):
-            x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
-        mask = None
-        if s:
-            x = torch.roll(x, shifts=(-s, -s), dims=(1, 2))
-            if (Hp, Wp) == (self.padded_resolution,) * 2:
-                mask = self.attn_mask  # precomputed for the built resolution
-            else:
-                mask = shifted_window_mask(Hp, Wp, M, s).to(x.device)
-        windows = self.attn(window_partition(x, M), mask=mask, batch=B)
-        x = window_reverse(windows, M, Hp, Wp)
-        if s:
-            x = torch.roll(x, shifts=(s, s), dims=(1, 2))
-        if (Hp, Wp) != (H, W):
-            x = x[:, :H, :W, :]
-        return x
+        if self.swapped:
+            return self.attn(x)
+        return shifted_window_attention(
+            x, self.attn, self.window_size, self.shift_size, self.attn_mask, self.padded_resolution
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x``: (B, H, W, C)."""
@@ -263,6 +317,7 @@ class SwinTransformerStage(nn.Module):
         downsample: bool = True,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        mixer_factory: Callable[[], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         self.input_resolution = input_resolution
@@ -278,6 +333,7 @@ class SwinTransformerStage(nn.Module):
                     shift_size=0 if i % 2 == 0 else window_size // 2,
                     mlp_ratio=mlp_ratio,
                     qkv_bias=qkv_bias,
+                    mixer=mixer_factory() if mixer_factory is not None else None,
                 )
                 for i in range(depth)
             ]
@@ -305,7 +361,10 @@ class ClassifierHead(nn.Module):
 class SwinTransformer(nn.Module):
     """Swin Transformer: patch embedding, four stages of Swin blocks with patch merging
     between them (C, 2C, 4C, 8C at strides 4, 8, 16, 32), final LayerNorm, average pool,
-    linear head (Sec. 3.1, Fig. 3a; Table 1 / Sec. 3.3 for the variants)."""
+    linear head (Sec. 3.1, Fig. 3a; Table 1 / Sec. 3.3 for the variants).
+
+    ``mixer_factory(stage, dim, heads, resolution)`` (archbench's ``--mixer`` swap) builds
+    each block's token mixer on the (B, H, W, C) map in place of (S)W-MSA."""
 
     def __init__(
         self,
@@ -319,6 +378,7 @@ class SwinTransformer(nn.Module):
         window_size: int = 7,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        mixer_factory: Callable[[int, int, int, int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if len(depths) != len(num_heads):
@@ -346,6 +406,13 @@ class SwinTransformer(nn.Module):
                     downsample=i > 0,
                     mlp_ratio=mlp_ratio,
                     qkv_bias=qkv_bias,
+                    mixer_factory=None
+                    if mixer_factory is None
+                    else (
+                        lambda i=i: mixer_factory(
+                            i, embed_dim * 2**i, num_heads[i], self.resolutions[i]
+                        )
+                    ),
                 )
             )
         self.layers = nn.Sequential(*stages)

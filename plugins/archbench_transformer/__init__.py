@@ -91,6 +91,18 @@ def archbench_validate(spec: ModelSpec) -> None:
     if spec.arch.name != NAME:
         return
     cfg = spec.config
+    if spec.mixer:
+        # No swaps here: the spatial mixers need a map, and global MSA is this model's own
+        # (its self-attention, encoder-decoder attention and masks are not a drop-in slot).
+        from archbench.mixers import get_token_mixer
+
+        layout = get_token_mixer(spec.mixer).layout
+        why = (
+            f"needs a 2-D feature map; {NAME}'s tokens are a 1-D sequence"
+            if layout != "tokens"
+            else f"is global MSA, which {NAME} already uses in every layer"
+        )
+        raise UsageError(f"{NAME}: --mixer {spec.mixer} {why}")
     max_len = spec.arch.max_seq_len or MAX_SEQ_LEN
     n = spec.seq_len
     if n is None or n < 1 or n > max_len:

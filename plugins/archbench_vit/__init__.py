@@ -9,14 +9,28 @@ from __future__ import annotations
 from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
-from archbench.formulas import msa_crossover_tokens, msa_macs
+from archbench.formulas import msa_crossover_tokens, msa_macs, wmsa_macs
+from archbench.mixers import (
+    MixerConfig,
+    TokenMixer,
+    build_swap,
+    check_mixer_config,
+    get_token_mixer,
+    swap_columns,
+)
 
 NAME = "vit"
 
 
 def _variant(patch: int, dim: int, depth: int, heads: int, img: int, desc: str) -> Variant:
-    config = {"patch_size": patch, "embed_dim": dim, "depth": depth, "num_heads": heads,
-              "mlp_ratio": 4.0, "num_classes": 1000}
+    config = {
+        "patch_size": patch,
+        "embed_dim": dim,
+        "depth": depth,
+        "num_heads": heads,
+        "mlp_ratio": 4.0,
+        "num_classes": 1000,
+    }
     return Variant(config=config, img_size=img, description=desc)
 
 
@@ -41,6 +55,37 @@ VIT = Architecture(
 )
 
 
+# --------------------------------------------------------------------------- token mixer
+
+
+def _check_heads(cfg: MixerConfig) -> None:
+    if cfg.dim % cfg.heads:
+        raise UsageError(f"msa: --heads {cfg.heads} does not divide --dim {cfg.dim}")
+
+
+def _build_msa(cfg: MixerConfig) -> Any:
+    from archbench_vit.model import Attention
+
+    return Attention(cfg.dim, cfg.heads)
+
+
+MSA = TokenMixer(
+    name="msa",
+    description="global multi-head self-attention over all hw tokens, Swin eq. (1) 4NC^2 + 2N^2C",
+    paper=VIT.paper,
+    build=_build_msa,
+    macs=lambda cfg: msa_macs(cfg.tokens, cfg.dim),
+    layout="tokens",
+    check=_check_heads,
+    attention_bytes=lambda cfg: cfg.heads * cfg.tokens**2,
+)
+
+
+@hookimpl
+def archbench_token_mixers() -> list[TokenMixer]:
+    return [MSA]
+
+
 @hookimpl
 def archbench_architectures() -> list[Architecture]:
     return [VIT]
@@ -63,6 +108,11 @@ def archbench_validate(spec: ModelSpec) -> None:
         )
     if cfg["depth"] < 1:
         raise UsageError(f"{spec.name}: depth must be at least 1, got {cfg['depth']}")
+    if spec.mixer and spec.mixer != "msa":
+        try:
+            check_mixer_config(get_token_mixer(spec.mixer), swap_config(spec))
+        except UsageError as exc:
+            raise UsageError(f"{spec.name}: --mixer {spec.mixer}: {exc}") from None
 
 
 @hookimpl
@@ -71,7 +121,48 @@ def archbench_build_model(spec: ModelSpec):
         return None
     from archbench_vit.model import VisionTransformer
 
+    if spec.mixer and spec.mixer != "msa":
+        return _build_swapped(spec)
     return VisionTransformer(img_size=spec.img_size, **spec.config)
+
+
+# --------------------------------------------------------------------------- --mixer swaps
+
+#: Window and gnConv order of the swapped mixers in the isotropic ViT (Swin's M = 7; the
+#: gnConv order is a choice of ours, see docs/mixers.md).
+SWAP_WINDOW = 7
+SWAP_ORDER = 3
+
+
+def swap_config(spec: ModelSpec) -> MixerConfig:
+    """The one mixer layer of every block of a swapped ViT: the patch grid as a map."""
+    cfg = spec.config
+    grid = spec.img_size // cfg["patch_size"]
+    return MixerConfig(
+        dim=cfg["embed_dim"],
+        heads=cfg["num_heads"],
+        window=min(SWAP_WINDOW, grid),
+        order=SWAP_ORDER,
+        size=grid,
+    )
+
+
+def _build_swapped(spec: ModelSpec) -> Any:
+    """ViT with ``spec.mixer`` in every block. A mixer that needs a 2-D map (w-msa, gnConv)
+    sees the patch tokens as a grid x grid map: the class token is dropped and the head
+    reads the global average of the tokens instead (the isotropic models of the HorNet
+    paper pool the same way); a sequence mixer keeps the class token."""
+    from archbench_vit.model import VisionTransformer
+
+    cfg = swap_config(spec)
+    mixer = get_token_mixer(spec.mixer)
+    spatial = mixer.layout != "tokens"
+    return VisionTransformer(
+        img_size=spec.img_size,
+        **spec.config,
+        mixer_factory=lambda: build_swap(spec.mixer, cfg, "tokens"),
+        class_token=not spatial,
+    )
 
 
 @hookimpl
@@ -80,6 +171,21 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
     if ctx.spec.arch.name != NAME:
         return None
     cfg = ctx.spec.config
+    if ctx.spec.mixer and ctx.spec.mixer != "msa":
+        layer = swap_config(ctx.spec)
+        pad = -(-layer.size // SWAP_WINDOW) * SWAP_WINDOW
+        return swap_columns(
+            ctx.spec.mixer,
+            [(layer, cfg["depth"])],
+            as_msa=msa_macs(layer.tokens, layer.dim) * cfg["depth"],
+            as_wmsa=wmsa_macs(pad * pad, layer.dim, min(SWAP_WINDOW, layer.size)) * cfg["depth"],
+            notes=[
+                "a 2-D mixer sees the patch grid without the class token; the head reads "
+                "the token average"
+                if get_token_mixer(ctx.spec.mixer).layout != "tokens"
+                else "the class token is kept"
+            ],
+        )
     tokens = (ctx.spec.img_size // cfg["patch_size"]) ** 2 + 1  # patches + class token
     per_layer = msa_macs(tokens, cfg["embed_dim"])
     total = per_layer * cfg["depth"]

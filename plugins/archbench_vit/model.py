@@ -6,6 +6,8 @@ pooling, pre-norm blocks, no layer scale), so timm's weights load with ``strict=
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -71,10 +73,18 @@ class Mlp(nn.Module):
 class Block(nn.Module):
     """Pre-norm encoder block: z' = MSA(LN(z)) + z; z = MLP(LN(z')) + z' (ViT eqs. 2, 3)."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: float, qkv_bias: bool) -> None:
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: float,
+        qkv_bias: bool,
+        attn: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
-        self.attn = Attention(dim, num_heads, qkv_bias=qkv_bias)
+        # ``attn``: another token mixer in place of MSA (archbench's --mixer swap).
+        self.attn = attn if attn is not None else Attention(dim, num_heads, qkv_bias=qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = Mlp(dim, int(dim * mlp_ratio))
 
@@ -87,6 +97,9 @@ class VisionTransformer(nn.Module):
     """ViT: patch tokens plus a class token, learned position embedding, encoder, MLP head.
 
     The head reads the class token after the final LayerNorm (ViT eq. 4: y = LN(z_L^0)).
+    ``mixer_factory`` (archbench's ``--mixer`` swap) builds each block's token mixer in
+    place of MSA; with ``class_token=False`` there is no class token and the head reads the
+    average of the patch tokens.
     """
 
     def __init__(
@@ -100,15 +113,29 @@ class VisionTransformer(nn.Module):
         num_heads: int = 12,
         mlp_ratio: float = 4.0,
         qkv_bias: bool = True,
+        mixer_factory: Callable[[], nn.Module] | None = None,
+        class_token: bool = True,
     ) -> None:
         super().__init__()
         self.num_classes = num_classes
         self.embed_dim = embed_dim
         self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
-        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.patch_embed.num_patches + 1, embed_dim))
+        self.num_prefix_tokens = 1 if class_token else 0
+        self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim)) if class_token else None
+        self.pos_embed = nn.Parameter(
+            torch.zeros(1, self.patch_embed.num_patches + self.num_prefix_tokens, embed_dim)
+        )
         self.blocks = nn.Sequential(
-            *[Block(embed_dim, num_heads, mlp_ratio, qkv_bias) for _ in range(depth)]
+            *[
+                Block(
+                    embed_dim,
+                    num_heads,
+                    mlp_ratio,
+                    qkv_bias,
+                    attn=mixer_factory() if mixer_factory is not None else None,
+                )
+                for _ in range(depth)
+            ]
         )
         self.norm = nn.LayerNorm(embed_dim, eps=1e-6)
         self.head = nn.Linear(embed_dim, num_classes) if num_classes > 0 else nn.Identity()
@@ -116,7 +143,8 @@ class VisionTransformer(nn.Module):
 
     def _init_weights(self) -> None:
         nn.init.trunc_normal_(self.pos_embed, std=0.02)
-        nn.init.normal_(self.cls_token, std=1e-6)
+        if self.cls_token is not None:
+            nn.init.normal_(self.cls_token, std=1e-6)
         for m in self.modules():
             if isinstance(m, nn.Linear):
                 nn.init.trunc_normal_(m.weight, std=0.02)
@@ -126,14 +154,16 @@ class VisionTransformer(nn.Module):
     @property
     def num_tokens(self) -> int:
         """Tokens the encoder sees: the patches plus the class token."""
-        return self.patch_embed.num_patches + 1
+        return self.patch_embed.num_patches + self.num_prefix_tokens
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         x = self.patch_embed(x)
-        cls = self.cls_token.expand(x.shape[0], -1, -1)
-        x = torch.cat((cls, x), dim=1) + self.pos_embed
-        x = self.blocks(x)
+        if self.cls_token is not None:
+            cls = self.cls_token.expand(x.shape[0], -1, -1)
+            x = torch.cat((cls, x), dim=1)
+        x = self.blocks(x + self.pos_embed)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.forward_features(x)[:, 0])
+        x = self.forward_features(x)
+        return self.head(x[:, 0] if self.cls_token is not None else x.mean(dim=1))

@@ -1,0 +1,108 @@
+"""archbench plugin: every timm model by name (``timm:convnext_tiny``, ``'timm:*convnext*'``).
+
+timm (Wightman, *PyTorch Image Models*) registers well over a thousand models, too many to
+list up front, so the architecture ``timm`` has no fixed variants: the core asks
+:func:`find_variants` when the user names ``timm``, and only then is timm (and torch)
+imported. ``archbench list`` without a ``timm`` pattern stays torch-free.
+
+Models are built with ``timm.create_model(name, pretrained=False)`` (random weights, no
+download). The default input size is the model's pretrained config ``input_size``;
+``--img-size`` is passed to ``create_model`` where the model takes ``img_size`` (ViT,
+Swin, ...) and otherwise only changes the example input.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from typing import Any
+
+from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+
+NAME = "timm"
+DEFAULT_MODEL = "vit_small_patch16_224"
+
+#: timm's module classes for global attention (ViT, DeiT, ...) and window attention (Swin),
+#: and its MLP blocks: the core sums fvcore's per-module MACs over these class names.
+MIXER_NAMES = {"Attention": "msa", "WindowAttention": "w-msa"}
+MLP_TYPES = ("Mlp", "GluMlp", "SwiGLU", "GatedMlp", "ConvMlp")
+
+
+def _variant(model_name: str) -> Variant:
+    """A timm model (``arch`` or ``arch.tag``) as a variant: its pretrained config's input size
+    and class count; the config keys are ``create_model`` keyword arguments."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(model_name)
+    in_chans, _, width = cfg.input_size if cfg and cfg.input_size else (3, 224, 224)
+    num_classes = cfg.num_classes if cfg and cfg.num_classes else 1000
+    paper = f" ({cfg.paper_name})" if cfg and cfg.paper_name else ""
+    return Variant(
+        config={"num_classes": num_classes, "in_chans": in_chans},
+        img_size=width,
+        description=f"timm.create_model({model_name!r}){paper}",
+    )
+
+
+def find_variants(pattern: str) -> Mapping[str, Variant]:
+    """timm models matching an fnmatch ``pattern`` (timm's own ``list_models``), or the one
+    exact name; an unknown exact name raises ``UsageError`` naming the closest models."""
+    import timm
+
+    if any(c in pattern for c in "*?["):
+        return {name: _variant(name) for name in timm.list_models(pattern)}
+    if timm.is_model(pattern):
+        return {pattern: _variant(pattern)}
+    known = timm.list_models()
+    close = difflib.get_close_matches(pattern.partition(".")[0], known, n=5, cutoff=0.6)
+    hint = f"; closest: {', '.join(close)}" if close else ""
+    raise UsageError(
+        f"unknown timm model {pattern!r}{hint} (search: archbench list 'timm:*{pattern[:4]}*')"
+    )
+
+
+TIMM = Architecture(
+    name=NAME,
+    family="timm",
+    paper="Wightman 2019, PyTorch Image Models (timm); each model's own paper",
+    input_kind="image",
+    variants={},
+    default_variant=DEFAULT_MODEL,
+    description="any timm model by name, e.g. timm:convnext_tiny; list with 'timm:*PATTERN*'",
+    token_mixer_types=tuple(MIXER_NAMES),
+    mlp_types=MLP_TYPES,
+    find_variants=find_variants,
+)
+
+
+@hookimpl
+def archbench_architectures() -> list[Architecture]:
+    return [TIMM]
+
+
+@hookimpl
+def archbench_build_model(spec: ModelSpec):
+    if spec.arch.name != NAME:
+        return None
+    import timm
+
+    kwargs = dict(spec.config)
+    if spec.img_size != _variant(spec.variant).img_size:
+        try:
+            return timm.create_model(
+                spec.variant, pretrained=False, img_size=spec.img_size, **kwargs
+            )
+        except TypeError as exc:
+            if "img_size" not in str(exc):
+                raise
+            # A convolutional model takes any input size: only the example input changes.
+    return timm.create_model(spec.variant, pretrained=False, **kwargs)
+
+
+@hookimpl
+def archbench_analyze(ctx) -> dict[str, Any] | None:
+    """The token mixer's short name where timm's module classes show it (``msa``, ``w-msa``)."""
+    if ctx.spec.arch.name != NAME:
+        return None
+    found = {type(m).__name__ for m in ctx.model.modules()} & set(MIXER_NAMES)
+    return {"mixer": "+".join(sorted(MIXER_NAMES[c] for c in found)) or None}
