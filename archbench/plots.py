@@ -13,6 +13,7 @@ from typing import Any
 #: Report kinds with figures, and the functions that draw them.
 _MIXER_KINDS = ("mixers",)
 _COMPARE_KINDS = ("compare",)
+_SWEEP_KINDS = ("sweep",)
 
 
 def _pyplot() -> Any:
@@ -44,6 +45,8 @@ def figures(report: Any) -> dict[str, bytes]:
         return mixer_figures(report)
     if report.kind in _COMPARE_KINDS:
         return compare_figures(report)
+    if report.kind in _SWEEP_KINDS:
+        return sweep_figures(report)
     return {}
 
 
@@ -129,10 +132,12 @@ def mixer_figures(report: Any) -> dict[str, bytes]:
 
 def compare_figures(report: Any) -> dict[str, bytes]:
     """Bars of params, GMACs and latency per model (batch 1 rows, or the first batch
-    size), and the Pareto plot of latency against GMACs."""
-    plt = _pyplot()
+    size), and the Pareto plot of latency against GMACs; none for a single model."""
     rows = [r for r in report.rows if r.get("status") == "ok" and r.get("gmacs")]
-    if plt is None or not rows:
+    if len({r["model"] for r in rows}) < 2:
+        return {}  # nothing to compare; and matplotlib stays unimported
+    plt = _pyplot()
+    if plt is None:
         return {}
     seen: dict[str, dict] = {}
     for row in rows:  # one row per model: its smallest batch
@@ -182,4 +187,35 @@ def compare_figures(report: Any) -> dict[str, bytes]:
         ax.legend(fontsize=7)
         ax.grid(True, alpha=0.3)
         out["compare_pareto.png"] = _png(fig)
+    return out
+
+
+def sweep_figures(report: Any) -> dict[str, bytes]:
+    """GMACs, latency and memory of whole models against input tokens, log-log, one line
+    per model (and batch size): the curves whose slopes the sweep's table fits."""
+    from archbench.analysis_tables import tokens_of
+
+    plt = _pyplot()
+    rows = [{**r, "tokens": tokens_of(r),
+             "model": r["model"] + (f" b{r['batch_size']}" if r.get("batch_size") else "")}
+            for r in report.rows if r.get("status") == "ok" and tokens_of(r)]
+    if plt is None or not rows:
+        return {}
+    out: dict[str, bytes] = {}
+    for column, label, filename in (
+        ("gmacs", "GMACs per sample", "sweep_gmacs.png"),
+        ("latency_ms_median", "median latency (ms)", "sweep_latency.png"),
+        ("memory_mb", "peak memory (MB)", "sweep_memory.png"),
+    ):
+        series = _series(rows, column)
+        if not series:
+            continue
+        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        for i, (name, points) in enumerate(series.items()):
+            ax.plot(*zip(*points), "-o", color=f"C{i}", ms=3, label=name)
+        ax.set(xscale="log", yscale="log", ylabel=label, title=f"{label} against input size",
+               xlabel="tokens (image pixels, or sequence length)")
+        ax.legend(fontsize=7)
+        ax.grid(True, which="both", alpha=0.3)
+        out[filename] = _png(fig)
     return out

@@ -5,6 +5,7 @@ run) only ever sees whole files.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import tempfile
@@ -63,9 +64,18 @@ class Report:
     #: report.md, a key each under "tables" in report.json.
     tables: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
-    def add_row(self, row: dict[str, Any], details: dict[str, Any]) -> None:
-        self.rows.append(row)
-        self.details.append(details)
+    #: False while a run is still adding rows: writers may leave out what is costly to
+    #: redraw after every row (the plots) until the last write.
+    complete: bool = True
+    #: Sort keys of the rows, where given: rows finished out of order (interleaved trials,
+    #: a batch that fails early) still appear in the order the user asked for them.
+    keys: list[tuple] = field(default_factory=list, repr=False)
+
+    def add_row(self, row: dict[str, Any], details: dict[str, Any], key: tuple = ()) -> None:
+        index = bisect.bisect_right(self.keys, key) if key else len(self.rows)
+        self.rows.insert(index, row)
+        self.details.insert(index, details)
+        self.keys.insert(index, key)
 
     def frame(self) -> pd.DataFrame:
         """The tidy table: identity columns first, then every column in first-seen order."""

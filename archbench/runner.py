@@ -111,6 +111,8 @@ class Runner:
         self.writers = writers
         self.progress = on_progress
         self.peak_gmacs_per_s: float | None = None
+        #: Each spec's place in the user's list, to keep the report's rows in that order.
+        self.positions: dict[tuple[str, str], int] = {}
 
     # -- the stages -------------------------------------------------------------------
 
@@ -169,8 +171,10 @@ class Runner:
 
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
+        self.report.complete = False
         self.write()  # whole (empty) files from the start
         prepared: list[Prepared] = []
+        self.positions = {(s.name, s.input_desc): i for i, s in enumerate(specs)}
         for index, spec in enumerate(specs, 1):
             self.progress(f"[{index}/{len(specs)}] {spec.name} ({spec.input_desc}): "
                           "building and counting")
@@ -179,6 +183,7 @@ class Runner:
                 prepared.append(item)
         if prepared:
             self.time_all(prepared)
+        self.report.complete = True
         return self.report
 
     def prepare(self, spec: ModelSpec) -> Prepared | None:
@@ -281,7 +286,10 @@ class Runner:
             "status": status,
             "error": error,
         }
-        self.report.add_row(row, {"config": dict(spec.config), **details})
+        sizes = list(self.settings.batch_sizes)
+        key = (self.positions.get((spec.name, spec.input_desc), 0),
+               sizes.index(batch_size) if batch_size in sizes else 0)
+        self.report.add_row(row, {"config": dict(spec.config), **details}, key)
         self.write()
 
     def write(self) -> None:

@@ -338,6 +338,8 @@ def test_sweep_fits_slopes_against_tokens(run_cli):
     # ViT's MACs: linear terms plus the quadratic attention term, so between 1 and 2,
     # nearer 1 at these sizes (N < 2C for most of the range)
     assert 1.0 < slopes["slope_gmacs"] < 1.5
+    assert (result.run_dir / "sweep_gmacs.png").read_bytes().startswith(b"\x89PNG")
+    assert "![sweep_gmacs](sweep_gmacs.png)" in (result.run_dir / "report.md").read_text()
 
 
 def test_sweep_needs_sizes(run_cli):

@@ -73,17 +73,27 @@ ATTENTION_KERNELS = (
     ("_flash_attention", "flash"),
     ("_efficient_attention", "efficient"),
     ("_cudnn_attention", "cudnn"),
-    ("_scaled_dot_product_attention_math", "math"),
     ("_fused_attention_overrideable", "overrideable"),
 )
 
 
 def attention_backends(workload: Workload) -> str | None:
-    """The SDPA backends one forward pass dispatched to, from the aten ops it ran; None for
-    a model that does not call ``scaled_dot_product_attention``. Runs under ``no_grad``:
-    under ``inference_mode`` the dispatcher shows only the composite op."""
+    """The SDPA backends one forward pass ran, or None for a model that does not call
+    ``scaled_dot_product_attention``. The fused kernels are named by the aten ops they
+    dispatch to; a call that reaches none of them ran the decomposed ``math`` form. Runs
+    under ``no_grad``: under ``inference_mode`` the dispatcher shows only the composite op.
+    """
     import torch
+    from torch.overrides import TorchFunctionMode
     from torch.utils._python_dispatch import TorchDispatchMode
+
+    class SdpaCalls(TorchFunctionMode):
+        calls = 0
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            if getattr(func, "__name__", "") == "scaled_dot_product_attention":
+                self.calls += 1
+            return func(*args, **(kwargs or {}))
 
     class OpNames(TorchDispatchMode):
         def __init__(self) -> None:
@@ -94,10 +104,12 @@ def attention_backends(workload: Workload) -> str | None:
             self.names.add(func.__name__)
             return func(*args, **(kwargs or {}))
 
-    with OpNames() as seen, torch.no_grad():
+    with SdpaCalls() as calls, OpNames() as seen, torch.no_grad():
         workload.model(*workload.inputs)
     found = {backend for pattern, backend in ATTENTION_KERNELS
              for name in seen.names if pattern in name}
+    if calls.calls and not found:
+        found = {"math"}
     return ",".join(sorted(found)) or None
 
 

@@ -91,7 +91,8 @@ def render_markdown(report: Report) -> str | dict[str, str | bytes]:
             lines += [f"- {r.model}: {r.unsupported_ops}" for r in shown.itertuples()]
     from archbench.plots import figures
 
-    pngs = figures(report)  # {} without matplotlib (the optional ``plot`` extra)
+    # {} without matplotlib (the optional ``plot`` extra); drawn once, when the run is done
+    pngs = figures(report) if report.complete else {}
     if pngs:
         lines += ["", "## Figures", ""]
         lines += [f"![{name.removesuffix('.png')}]({name})\n" for name in pngs]
