@@ -564,6 +564,6 @@ def print_table(report: Any) -> None:
             click.echo(f"{row['model']}: {row['status']}: {row['error']}")
 
 
-from archbench.mixers import mixers_command  # noqa: E402  (light: no torch)
+from archbench.mixer_sweep import mixers_command  # noqa: E402  (light: no torch)
 
 main.add_command(mixers_command)

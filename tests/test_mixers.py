@@ -11,7 +11,8 @@ import pytest
 from conftest import read_report
 
 from archbench.analysis_tables import fit_slope
-from archbench.mixers import MixerConfig, crossover, registered_mixers
+from archbench.mixer_sweep import crossover
+from archbench.mixers import MixerConfig, registered_mixers
 
 FAST = ("--warmup", "0", "--min-time", "0", "--repeat", "1")
 

@@ -227,6 +227,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
         "mixer": "msa",
         "mixer_gmacs_formula": total / 1e9,
         "mixer_gmacs_as_msa": total / 1e9,
+        "mixer_msa_saving": 1.0,  # it is global MSA
         "attn_gmacs_encoder_self": sums["encoder_self"] / 1e9,
         "attn_quadratic_share": n_quadratic / formula["encoder_self"],
     }

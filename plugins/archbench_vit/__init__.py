@@ -193,6 +193,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
         "mixer": "msa",
         "mixer_gmacs_formula": total / 1e9,
         "mixer_gmacs_as_msa": total / 1e9,
+        "mixer_msa_saving": 1.0,  # it is global MSA
         "mixer_formula": {
             "equation": "Swin eq. (1): 4NC^2 + 2N^2C per block, softmax omitted",
             "tokens": tokens,
