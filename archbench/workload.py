@@ -107,35 +107,40 @@ def training_step(model: nn.Module, inputs: tuple[Any, ...]) -> Callable[[], Any
     return step
 
 
+def iteration(model: nn.Module, inputs: tuple[Any, ...], settings: RunSettings
+              ) -> Callable[[], Any]:
+    """One iteration of the run's mode: a training step, or a forward pass under
+    ``torch.inference_mode()``."""
+    import torch
+
+    if settings.mode == "train":
+        return training_step(model, inputs)
+
+    def forward() -> Any:
+        with torch.inference_mode():
+            return model(*inputs)
+
+    return forward
+
+
 def make_workload(model: nn.Module, inputs: tuple[Any, ...], batch_size: int,
                   settings: RunSettings) -> Workload:
     """The callable one timed iteration runs; compiles (and times the compilation) or
     captures a CUDA graph first where the settings ask for it."""
     import torch
 
-    if settings.mode == "train":
-        fn = training_step(model, inputs)
-    else:
-        def fn() -> Any:
-            with torch.inference_mode():
-                return model(*inputs)
-
-    workload = Workload(fn=fn, batch_size=batch_size, model=model, inputs=inputs)
+    workload = Workload(fn=iteration(model, inputs, settings), batch_size=batch_size,
+                        model=model, inputs=inputs)
     if settings.compile:
         compiled = torch.compile(model, mode=None if settings.compile == "default"
                                  else settings.compile)
-        if settings.mode == "train":
-            fn = training_step(compiled, inputs)
-        else:
-            def fn() -> Any:
-                with torch.inference_mode():
-                    return compiled(*inputs)
+        workload.fn = iteration(compiled, inputs, settings)
         start = time.perf_counter()
-        fn()  # compiles
+        workload.fn()  # compiles
         if settings.device.startswith("cuda"):
             torch.cuda.synchronize(settings.device)
-        workload = Workload(fn=fn, batch_size=batch_size, model=model, inputs=inputs,
-                            compile_s=time.perf_counter() - start, _graphs=_compiled_graphs())
+        workload.compile_s = time.perf_counter() - start
+        workload._graphs = _compiled_graphs()
     if settings.cuda_graphs:
         workload.fn = capture_cuda_graph(workload.fn, settings.device)
     return workload
