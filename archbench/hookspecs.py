@@ -14,7 +14,7 @@ The hooks run in this order for every model of ``archbench compare``::
 
     archbench_architectures            once, at start-up (also for ``archbench list``)
     archbench_validate                 for every requested model, before anything is built
-    archbench_build_model              one model at a time
+    archbench_build_model              each model in turn (kept on the device for timing)
     archbench_example_inputs           once for analysis (batch 1), once per batch size
     archbench_flop_handlers            once per model, before the analysis
     archbench_analyze                  once per model
@@ -85,8 +85,10 @@ def archbench_build_model(spec: ModelSpec) -> torch.nn.Module | None:
     Receives the :class:`archbench.ModelSpec`. Returns an ``nn.Module`` if this plugin
     owns ``spec.arch.name``, otherwise ``None`` (the first non-``None`` answer wins).
 
-    Called by the core once per model, one model at a time; the core moves it to the device
-    and dtype and puts it in eval mode. An exception here costs that model's rows
+    Called by the core once per model, in the order asked; the core puts it in eval mode,
+    analyses it on the CPU, then moves it to the device and dtype. Without timing
+    (``--no-latency``) one model is alive at a time; with timing the built models stay on
+    the device until their interleaved trials end. An exception here costs that model's rows
     (``status=error``), not the run. The core also calls it under
     ``with torch.device("meta")`` to check ``--mode train`` before anything runs, and runs
     the model with meta tensors for the FLOP cross-check, so build with ordinary
@@ -135,7 +137,8 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
     """Add complexity columns for one model: counts and analytic formulas.
 
     Receives an :class:`archbench.complexity.AnalysisContext`: ``ctx.spec``, ``ctx.model``
-    (CPU, fp32, eval mode), ``ctx.inputs`` (batch 1), and ``ctx.flops``, the model's
+    (CPU, fp32, eval mode), ``ctx.inputs`` (batch 1), ``ctx.settings`` (the run's
+    :class:`archbench.RunSettings`), and ``ctx.flops``, the model's
     fvcore count with every plugin's handlers (computed once, on first use, shared by all
     plugins: ``total``, ``by_module``, ``by_operator``, ``unsupported``). Returns a dict
     of columns (see the module docstring), or ``None`` for a model you have nothing to
