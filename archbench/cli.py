@@ -408,18 +408,12 @@ def validated_specs(pm, registry, targets, img_sizes, seq_lens, overrides,
                 specs += resolve_specs(registry, targets, img_size, seq_len,
                                        _overrides(overrides))
         if mixer is not None:
-            import dataclasses
-
-            from archbench.mixers import SWAP_LAYER_TYPE, registered_mixers, unknown_mixer
+            from archbench.mixers import registered_mixers, unknown_mixer
 
             names = list(registered_mixers(pm))
             if mixer not in names:
                 raise UsageError(f"--mixer: {unknown_mixer(mixer, names)}")
-            # The swapped layers are TokenMixerLayer modules (archbench.mixers.build_swap):
-            # the core's token-mixer count (mixer_gmacs) must see them.
-            specs = [s.replace(mixer=mixer, arch=dataclasses.replace(
-                s.arch, token_mixer_types=(*s.arch.token_mixer_types, SWAP_LAYER_TYPE)))
-                for s in specs]
+            specs = [s.replace(mixer=mixer) for s in specs]
         unique = list({(s.name, s.input_desc): s for s in specs}.values())
         for spec in unique:
             pm.hook.archbench_validate(spec=spec)

@@ -128,6 +128,7 @@ def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Callable[..., Any] | N
     ``aten::scaled_dot_product_attention`` handler is).
 
     Called by the core once per model, before ``archbench_analyze``; the merged handlers
+    (on top of those of a ``--mixer`` swap's token mixer, ``TokenMixer.flop_handlers``)
     give ``ctx.flops``. Two plugins handling the same op for one model is an error.
     """
 

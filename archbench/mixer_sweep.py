@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -27,9 +27,6 @@ from archbench.mixers import (
     unknown_mixer,
 )
 from archbench.spec import UsageError
-
-if TYPE_CHECKING:
-    pass
 
 # -- the sweep ---------------------------------------------------------------------------
 
@@ -47,21 +44,6 @@ def _int_list(value: str, option: str) -> list[int]:
 
 
 ELEMENT_BYTES = {"fp32": 4, "tf32": 4, "fp16": 2, "bf16": 2}
-
-
-def is_oom(exc: BaseException) -> bool:
-    """An out-of-memory of any device: CUDA's, the CPU allocator's MemoryError, or a
-    RuntimeError saying so."""
-    if isinstance(exc, MemoryError):
-        return True
-    try:
-        import torch
-
-        if isinstance(exc, torch.cuda.OutOfMemoryError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
 
 
 @dataclass
@@ -184,7 +166,7 @@ def run_sweep(
 
     from archbench.builtin.latency import peak_memory_mb
     from archbench.complexity import CORE_HANDLERS, count_flops
-    from archbench.runner import Runner, error_text
+    from archbench.runner import Runner, error_text, status_of
     from archbench.timing import MIN_ITERATIONS, summarize, time_trial
     from archbench.workload import torch_dtype
 
@@ -255,7 +237,7 @@ def run_sweep(
 
                 item.fn = fn
             except Exception as exc:
-                row.update(status="oom" if is_oom(exc) else "error", error=error_text(exc))
+                row.update(status=status_of(exc), error=error_text(exc))
                 progress(f"  {row['status']}: {row['error']}")
                 Runner.release()
     live = [i for i in items if i.fn is not None]
@@ -272,7 +254,7 @@ def run_sweep(
                     )
                 )
             except Exception as exc:
-                item.row.update(status="oom" if is_oom(exc) else "error", error=error_text(exc))
+                item.row.update(status=status_of(exc), error=error_text(exc))
                 progress(
                     f"{item.row['model']} {item.row['input']}: {item.row['status']}: "
                     f"{item.row['error']}"
@@ -302,7 +284,7 @@ def run_sweep(
             item.row["memory_mb"] = peak_memory_mb(item.fn, device)
             item.row.update(status="ok", error=None)
         except Exception as exc:
-            item.row.update(status="oom" if is_oom(exc) else "error", error=error_text(exc))
+            item.row.update(status=status_of(exc), error=error_text(exc))
         item.fn = None
         Runner.release()
     rows = []
@@ -462,7 +444,7 @@ def mixers_command(
         fail(str(exc))
     writers = chosen_writers(pm, formats)
     device = resolve_device(device)
-    if dtype != "fp32" and device == "cpu" and dtype == "fp16":
+    if dtype == "fp16" and device == "cpu":
         fail("--dtype fp16 needs a CUDA device; use bf16 on the CPU")
     import torch
 

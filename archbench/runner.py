@@ -62,10 +62,20 @@ def call_each(hook: pluggy.HookCaller, **kwargs: Any) -> list[tuple[str, Any]]:
     return results
 
 
-def status_of(exc: BaseException) -> str:
+def is_oom(exc: BaseException) -> bool:
+    """An out-of-memory on any device: CUDA's, the CPU allocator's ``MemoryError``, or a
+    ``RuntimeError`` saying so (the CPU allocator's "DefaultCPUAllocator: not enough memory")."""
     import torch
 
-    return "oom" if isinstance(exc, torch.cuda.OutOfMemoryError) else "error"
+    if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
+        return True
+    message = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in message
+                                              or "not enough memory" in message)
+
+
+def status_of(exc: BaseException) -> str:
+    return "oom" if is_oom(exc) else "error"
 
 
 def error_text(exc: BaseException) -> str:
@@ -128,7 +138,14 @@ class Runner:
                                                         batch_size=batch_size))
 
     def flop_handlers(self, spec: ModelSpec) -> dict[str, Handle | None]:
+        """The plugins' handlers for this model, on top of those of a ``--mixer`` swap's
+        token mixer (which count the swapped layers whatever the backbone)."""
         handlers: dict[str, Handle | None] = {}
+        if spec.mixer:
+            from archbench.mixers import get_token_mixer
+
+            mixer = get_token_mixer(spec.mixer)
+            handlers.update(mixer.flop_handlers() if mixer.flop_handlers else {})
         owner: dict[str, str] = {}
         for plugin, result in call_each(self.hook.archbench_flop_handlers, spec=spec):
             for op, handle in (result or {}).items():
@@ -352,11 +369,8 @@ def find_max_batch(runner: Runner, item: Prepared, limit: int = 1 << 16) -> tupl
             workload = runner.workload(item, size)
             memory = peak_memory_mb(workload.fn, runner.settings.device)
             ok = memory <= budget
-        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
-            del exc
-            ok, memory = False, None
-        except RuntimeError as exc:
-            if "memory" not in str(exc).lower():
+        except Exception as exc:
+            if not is_oom(exc):
                 raise
             ok, memory = False, None
         runner.release()

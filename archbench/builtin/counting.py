@@ -70,9 +70,14 @@ def meta_flops(ctx: AnalysisContext, train: bool = False) -> int:
 @hookimpl(tryfirst=True)
 def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
     model, arch, flops = ctx.model, ctx.spec.arch, ctx.flops
-    mixers = _modules_of_types(model, arch.token_mixer_types)
+    mixer_types = arch.token_mixer_types
+    if ctx.spec.mixer:  # swapped layers are wrapped in archbench.mixers.build_swap's layer
+        from archbench.mixers import SWAP_LAYER_TYPE
+
+        mixer_types = (*mixer_types, SWAP_LAYER_TYPE)
+    mixers = _modules_of_types(model, mixer_types)
     mlps = _modules_of_types(model, arch.mlp_types)
-    mixer_macs = flops.macs_of_types(arch.token_mixer_types)
+    mixer_macs = flops.macs_of_types(mixer_types)
     mlp_macs = flops.macs_of_types(arch.mlp_types)
     columns: dict[str, Any] = {
         "params_m": _params([model]) / 1e6,

@@ -303,7 +303,7 @@ HANDLERS: dict[str, Any] = {
 
 @hookimpl
 def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Any] | None:
-    if spec.arch.name != NAME and not (spec.mixer or "").startswith("gnconv"):
+    if spec.arch.name != NAME:
         return None
     return dict(HANDLERS)
 

@@ -345,6 +345,6 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
 def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Any] | None:
     """Zero padding to a multiple of the window (or to even before patch merging) moves
     data and does no arithmetic: mark it as deliberately not counted."""
-    if spec.arch.name != NAME and spec.mixer not in ("w-msa", "sw-msa"):
+    if spec.arch.name != NAME:
         return None
     return _handlers()

@@ -173,12 +173,12 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
     cfg = ctx.spec.config
     if ctx.spec.mixer and ctx.spec.mixer != "msa":
         layer = swap_config(ctx.spec)
-        pad = -(-layer.size // SWAP_WINDOW) * SWAP_WINDOW
+        pad = -(-layer.size // layer.window) * layer.window  # padded to whole windows
         return swap_columns(
             ctx.spec.mixer,
             [(layer, cfg["depth"])],
             as_msa=msa_macs(layer.tokens, layer.dim) * cfg["depth"],
-            as_wmsa=wmsa_macs(pad * pad, layer.dim, min(SWAP_WINDOW, layer.size)) * cfg["depth"],
+            as_wmsa=wmsa_macs(pad * pad, layer.dim, layer.window) * cfg["depth"],
             notes=[
                 "a 2-D mixer sees the patch grid without the class token; the head reads "
                 "the token average"
