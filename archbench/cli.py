@@ -6,6 +6,7 @@ that measure, after every argument has been checked.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fnmatch
 import json
@@ -504,8 +505,6 @@ def sweep_command(targets: tuple[str, ...], img_sizes: str | None, seq_lens: str
 def execute(pm, specs: list[ModelSpec], settings: RunSettings, run_dir: Path,
             writers: list, kind: str) -> int:
     """Run the specs, print the table, and return the exit code."""
-    import dataclasses
-
     from archbench import analysis_tables, environment
     from archbench.report import Report
     from archbench.runner import Runner
@@ -558,6 +557,206 @@ def print_table(report: Any) -> None:
             click.echo(f"{row['model']}: {row['status']}: {row['error']}")
 
 
-from archbench.mixer_sweep import mixers_command  # noqa: E402  (light: no torch)
+# -- mixers --------------------------------------------------------------------------
 
-main.add_command(mixers_command)
+
+@main.command("mixers")
+@click.argument("names", nargs=-1, metavar="[MIXER...]")
+@click.option("--dim", type=int, default=96, show_default=True, help="Channels C.")
+@click.option("--heads", type=int, default=3, show_default=True, help="Attention heads.")
+@click.option(
+    "--window", type=int, default=7, show_default=True, help="Window M of w-msa / sw-msa."
+)
+@click.option("--order", type=int, default=3, show_default=True, help="gnConv order (1..5).")
+@click.option(
+    "--sizes",
+    default="7,14,28,56,112",
+    show_default=True,
+    metavar="S[,S...]",
+    help="Feature-map sides h = w.",
+)
+@click.option("--batch-size", type=int, default=1, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:N.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["fp32", "tf32", "fp16", "bf16"]),
+    default="fp32",
+    show_default=True,
+)
+@click.option(
+    "--max-memory",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="MB",
+    help="Skip sizes whose attention matrix (batch x heads x N^2 x bytes) is larger "
+    "(default: 90% of the device's free memory).",
+)
+@click.option("--warmup", type=click.IntRange(min=0), default=1, show_default=True)
+@click.option(
+    "--min-time",
+    type=click.FloatRange(min=0),
+    default=0.3,
+    show_default=True,
+    help="Seconds of timed iterations per row, over all trials (at least 5 iterations).",
+)
+@click.option(
+    "--repeat",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Trials per row; rows are interleaved across trials.",
+)
+@click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch.")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("results"),
+    show_default=True,
+    help="Folder that receives a run folder.",
+)
+@click.option(
+    "--format",
+    "formats",
+    multiple=True,
+    metavar="FMT",
+    help="Report format(s): csv, md, json (default all).",
+)
+def mixers_command(
+    names: tuple[str, ...],
+    dim: int,
+    heads: int,
+    window: int,
+    order: int,
+    sizes: str,
+    batch_size: int,
+    device: str,
+    dtype: str,
+    max_memory: float | None,
+    warmup: int,
+    min_time: float,
+    repeat: int,
+    threads: int | None,
+    out: Path,
+    formats: tuple[str, ...],
+) -> None:
+    """Each token mixer alone, against the feature-map size: analytic and counted MACs,
+    latency, memory, fitted log-log slopes and the W-MSA / MSA latency crossover.
+
+    Global MSA (ViT) is quadratic in the tokens N = h·w; W-MSA / SW-MSA (Swin) and gnConv
+    (HorNet) are linear. Default MIXER list: every registered one.
+
+    \b
+    Examples:
+      archbench mixers
+      archbench mixers msa w-msa --sizes 14,28,56 --dim 128 --heads 4
+      archbench mixers --device cuda --dtype bf16 --batch-size 8 --max-memory 4000
+    """
+
+    from archbench.mixer_sweep import analysis_tables, int_list, run_sweep
+    from archbench.mixers import (
+        REFERENCE_MIXER,
+        MixerConfig,
+        check_mixer_config,
+        registered_mixers,
+        unknown_mixer,
+    )
+    from archbench.plugins import get_plugin_manager
+
+    try:
+        pm = get_plugin_manager()
+        mixers = registered_mixers(pm)
+        if not mixers:
+            raise UsageError("no token mixer is registered (archbench_token_mixers)")
+        for name in names:
+            if name not in mixers:
+                raise UsageError(unknown_mixer(name, list(mixers)))
+        # Default: every registered mixer, global MSA (the reference) first.
+        chosen = list(dict.fromkeys(names)) or sorted(
+            mixers, key=lambda n: (n != REFERENCE_MIXER, list(mixers).index(n))
+        )
+        size_list = int_list(sizes, "--sizes")
+        base = MixerConfig(
+            dim=dim, heads=heads, window=window, order=order, size=size_list[0], batch=batch_size
+        )
+        for name in chosen:
+            for size in size_list:
+                check_mixer_config(mixers[name], dataclasses.replace(base, size=size))
+    except UsageError as exc:
+        fail(str(exc))
+    writers = chosen_writers(pm, formats)
+    device = resolve_device(device)
+    if dtype == "fp16" and device == "cpu":
+        fail("--dtype fp16 needs a CUDA device; use bf16 on the CPU")
+    import torch
+
+    from archbench import environment
+    from archbench.report import Report
+    from archbench.runner import device_budget_mb
+    from archbench.workload import apply_precision_flags
+
+    if threads:
+        torch.set_num_threads(threads)
+    settings = RunSettings(
+        batch_sizes=(batch_size,),
+        device=device,
+        dtype=dtype,
+        warmup=warmup,
+        min_time=min_time,
+        repeat=repeat,
+        threads=threads,
+        max_memory_mb=max_memory,
+    )
+    budget = device_budget_mb(settings)
+    flags = apply_precision_flags(settings)
+    run_dir = make_run_dir(out, "mixers", chosen)
+    report = Report(
+        kind="mixers",
+        command=shlex.join(["archbench", *sys.argv[1:]]),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        environment={**environment.collect(device), **flags},
+        settings={
+            **dataclasses.asdict(settings),
+            **dataclasses.asdict(base),
+            "sizes": size_list,
+            "memory_budget_mb": budget,
+        },
+    )
+
+    def progress(message: str) -> None:
+        click.echo(message, err=True)
+
+    try:
+        rows = run_sweep(
+            pm, chosen, base, size_list, device, dtype, budget, warmup, min_time, repeat, progress
+        )
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted", err=True)
+        sys.exit(130)
+    for row in rows:
+        trials = row.pop("_trials")
+        report.add_row(row, {"latency_samples_ms": trials} if trials else {})
+    report.tables.update(analysis_tables(report.rows, chosen))
+    report.tables["Token mixers: cost against size"] = [
+        {
+            "mixer": r["model"],
+            "size": r["img_size"],
+            "tokens": r["tokens"],
+            "gmacs_formula": r["macs_formula"] / 1e9,
+            "gmacs_counted": (r["macs_counted"] / 1e9) if r.get("macs_counted") else None,
+            "diff": r.get("macs_diff"),
+            "latency_ms": r.get("latency_ms_median"),
+            "memory_mb": r.get("memory_mb"),
+            "status": r["status"],
+        }
+        for r in report.rows
+    ]
+    for writer in writers:
+        writer.write(report, run_dir)
+    for title, table in report.tables.items():
+        if table:
+            click.echo(f"\n{title}")
+            click.echo(pd_table(table))
+    for row in report.rows:
+        if row["status"] not in ("ok", "skipped"):
+            click.echo(f"{row['model']} {row['input']}: {row['status']}: {row['error']}")
+    click.echo(f"\nreports: {run_dir}", err=True)
+    sys.exit(1 if any(r["status"] == "error" for r in report.rows) else 0)
