@@ -22,8 +22,8 @@ if TYPE_CHECKING:
 Handle = Callable[[list[Any], list[Any]], Any]
 
 
-def _shape(value: Any) -> list[int]:
-    """Shape of a traced tensor value (``torch._C.Value``)."""
+def shape_of(value: Any) -> list[int]:
+    """Shape of a traced tensor value (``torch._C.Value``), for fvcore handlers."""
     return list(value.type().sizes())
 
 
@@ -34,7 +34,7 @@ def sdpa_macs_handle(inputs: list[Any], outputs: list[Any]) -> int:
     The softmax, the 1/√d scaling and any mask add are not counted (Swin eqs. 1-2 omit
     them too).
     """
-    q, k, v = (_shape(x) for x in inputs[:3])
+    q, k, v = (shape_of(x) for x in inputs[:3])
     *batch, length, e = q
     s = k[-2]
     ev = v[-1]

@@ -26,6 +26,12 @@ def wmsa_macs(tokens: int, dim: int, window: int) -> int:
     return 4 * tokens * dim * dim + 2 * window * window * tokens * dim
 
 
+def padded_side(side: int, window: int) -> int:
+    """A map side rounded up to a multiple of the window: the zero padding before window
+    partition (official Swin code), so hw of eq. (2) is ``padded_side(h, M) ** 2``."""
+    return -(-side // window) * window
+
+
 def msa_crossover_tokens(dim: int) -> int:
     """Token count above which the N² term of eq. (1) exceeds the 4NC² projections: N > 2C."""
     return 2 * dim

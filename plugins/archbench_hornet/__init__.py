@@ -14,7 +14,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
-from archbench.formulas import msa_macs, wmsa_macs
+from archbench.complexity import shape_of
+from archbench.formulas import msa_macs, padded_side, wmsa_macs
 from archbench.mixers import (
     MixerConfig,
     TokenMixer,
@@ -215,12 +216,8 @@ def swap_configs(spec: ModelSpec) -> list[MixerConfig]:
 # --------------------------------------------------------------------------- FLOP handlers
 
 
-def _shape(value: Any) -> list[int]:
-    return list(value.type().sizes())
-
-
 def _numel(value: Any) -> int:
-    return math.prod(_shape(value))
+    return math.prod(shape_of(value))
 
 
 def _is_tensor(value: Any) -> bool:
@@ -239,14 +236,14 @@ def fft_macs(spatial: Sequence[int], batch_channels: int) -> int:
 
 def rfft2_handle(inputs: list[Any], outputs: list[Any]) -> int:
     """``aten::fft_rfft2``: N·C·ceil(log2 N) with N = H·W of the real input."""
-    *bc, h, w = _shape(inputs[0])
+    *bc, h, w = shape_of(inputs[0])
     return fft_macs((h, w), math.prod(bc))
 
 
 def irfft2_handle(inputs: list[Any], outputs: list[Any]) -> int:
     """``aten::fft_irfft2``: N·C·ceil(log2 N) with N = H·W of the real output (same as the
     forward transform)."""
-    *bc, h, w = _shape(outputs[0])
+    *bc, h, w = shape_of(outputs[0])
     return fft_macs((h, w), math.prod(bc))
 
 
@@ -358,11 +355,6 @@ def paper_bound_macs(side: int, dim: int, kernel_size: int) -> float:
     return side * side * dim * (2 * kernel_size**2 + 11 * dim / 3 + 2)
 
 
-def _wmsa_tokens(side: int, window: int) -> int:
-    padded = math.ceil(side / window) * window
-    return padded * padded
-
-
 @hookimpl
 def archbench_analyze(ctx) -> dict[str, Any] | None:
     """gnConv's exact cost per stage beside the counted MACs, the paper's bound, and what
@@ -379,7 +371,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
             list(zip(layers, depths)),
             as_msa=sum(msa_macs(c.tokens, c.dim) * d for c, d in zip(layers, depths)),
             as_wmsa=sum(
-                wmsa_macs(_wmsa_tokens(c.size, WMSA_WINDOW), c.dim, WMSA_WINDOW) * d
+                wmsa_macs(padded_side(c.size, WMSA_WINDOW) ** 2, c.dim, WMSA_WINDOW) * d
                 for c, d in zip(layers, depths)
             ),
         )
@@ -399,7 +391,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
             if name.startswith(f"stages.{i}.") and types.get(name) == "GnConv"
         )
         msa = msa_macs(side * side, dim)
-        wmsa = wmsa_macs(_wmsa_tokens(side, WMSA_WINDOW), dim, WMSA_WINDOW)
+        wmsa = wmsa_macs(padded_side(side, WMSA_WINDOW) ** 2, dim, WMSA_WINDOW)
         entry: dict[str, Any] = {
             "stage": i + 1,
             "resolution": f"{side}x{side}",

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
-from archbench.formulas import msa_macs, wmsa_macs
+from archbench.formulas import msa_macs, padded_side, wmsa_macs
 from archbench.mixers import (
     MixerConfig,
     TokenMixer,
@@ -41,12 +41,6 @@ def effective_window(resolution: int, window: int, shift: int) -> tuple[int, int
     if resolution <= window:
         return resolution, 0
     return window, shift
-
-
-def padded_size(resolution: int, window: int) -> int:
-    """``resolution`` rounded up to a multiple of ``window`` (the zero padding before
-    window partition, official code)."""
-    return -(-resolution // window) * window
 
 
 def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc: str) -> Variant:
@@ -207,7 +201,7 @@ def _window(cfg: MixerConfig) -> int:
 
 def window_tokens(cfg: MixerConfig) -> int:
     """hw of eq. (2): the map padded to a multiple of the window."""
-    return padded_size(cfg.size, _window(cfg)) ** 2
+    return padded_side(cfg.size, _window(cfg)) ** 2
 
 
 def _check_window(cfg: MixerConfig) -> None:
@@ -280,14 +274,14 @@ def mixer_formula(spec: ModelSpec) -> dict[str, Any]:
     for i, (r, depth, nh) in enumerate(zip(res, depths, heads)):
         dim = cfg["embed_dim"] * 2**i
         m, shift = effective_window(r, window, window // 2)
-        hw_padded = padded_size(r, m) ** 2
+        hw_padded = padded_side(r, m) ** 2
         wmsa = wmsa_macs(hw_padded, dim, m)
         msa = msa_macs(r * r, dim)
         stages.append(
             {
                 "stage": i + 1,
                 "resolution": r,
-                "padded_resolution": padded_size(r, m),
+                "padded_resolution": padded_side(r, m),
                 "window": m,
                 "shift": shift,
                 "windows": hw_padded // (m * m),

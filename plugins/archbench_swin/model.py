@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archbench_swin import effective_window, padded_size, stage_resolutions
+from archbench.formulas import padded_side
+from archbench_swin import effective_window, stage_resolutions
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -160,7 +161,7 @@ def shifted_window_attention(
     # Plain ints, so that tracing (fvcore) records no size arithmetic ops.
     B, H, W = int(B), int(H), int(W)
     M, s = window_size, shift_size
-    Hp, Wp = padded_size(H, M), padded_size(W, M)
+    Hp, Wp = padded_side(H, M), padded_side(W, M)
     if (Hp, Wp) != (H, W):
         x = F.pad(x, (0, 0, 0, Wp - W, 0, Hp - H))
     mask = None
@@ -191,7 +192,7 @@ class WindowMSA(nn.Module):
         super().__init__()
         self.window_size, self.shift_size = effective_window(resolution, window_size, shift_size)
         self.attn = WindowAttention(dim, num_heads, self.window_size)
-        self.padded_resolution = padded_size(resolution, self.window_size)
+        self.padded_resolution = padded_side(resolution, self.window_size)
         mask = (
             shifted_window_mask(
                 self.padded_resolution, self.padded_resolution, self.window_size, self.shift_size
@@ -266,7 +267,7 @@ class SwinTransformerBlock(nn.Module):
 
     def padded(self, size: int) -> int:
         """``size`` rounded up to a multiple of the window."""
-        return padded_size(size, self.window_size)
+        return padded_side(size, self.window_size)
 
     def _attn(self, x: torch.Tensor) -> torch.Tensor:
         if self.swapped:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
-from archbench.formulas import msa_crossover_tokens, msa_macs, wmsa_macs
+from archbench.formulas import msa_crossover_tokens, msa_macs, padded_side, wmsa_macs
 from archbench.mixers import (
     MixerConfig,
     TokenMixer,
@@ -173,7 +173,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
     cfg = ctx.spec.config
     if ctx.spec.mixer and ctx.spec.mixer != "msa":
         layer = swap_config(ctx.spec)
-        pad = -(-layer.size // layer.window) * layer.window  # padded to whole windows
+        pad = padded_side(layer.size, layer.window)
         return swap_columns(
             ctx.spec.mixer,
             [(layer, cfg["depth"])],
