@@ -4,12 +4,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import inspect
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -114,41 +114,30 @@ PIP_UNUSABLE = _pip_unusable()
 needs_pip = pytest.mark.skipif(PIP_UNUSABLE is not None, reason=PIP_UNUSABLE or "")
 
 
-def pip_install(package: Path, target: Path) -> Path:
-    """Install ``package`` with pip into the folder ``target`` (not into the test
-    environment itself, so tests running beside these never see the extra plugins) and
-    return it; put it on PYTHONPATH (:func:`archbench`) to make it an installed package."""
+def _pip(*args: str) -> None:
     result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--no-deps",
-            "--no-build-isolation",
-            "--no-input",
-            "--disable-pip-version-check",
-            "--quiet",
-            "--target",
-            str(target),
-            str(package),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "-m", "pip", *args, "--no-input", "--disable-pip-version-check",
+         "--quiet"],
+        capture_output=True, text=True, timeout=300,
     )
-    assert result.returncode == 0, f"pip install {package} failed:\n{result.stderr}"
-    return target
+    assert result.returncode == 0, f"pip {' '.join(args)} failed:\n{result.stderr}"
 
 
-def archbench(*args: str, site: Path | None = None, **env: str) -> subprocess.CompletedProcess:
-    """Run the installed ``archbench`` program, with ``site`` (a pip --target folder) on
-    the path; ``ARCHBENCH_*`` variables from the caller's environment are dropped."""
+@contextlib.contextmanager
+def installed(package: Path, distribution: str):
+    """``package`` pip-installed into this test environment, as a user installs a plugin;
+    uninstalled again on exit."""
+    _pip("install", "--no-deps", "--no-build-isolation", str(package))
+    try:
+        yield
+    finally:
+        _pip("uninstall", "--yes", distribution)
+
+
+def archbench(*args: str, **env: str) -> subprocess.CompletedProcess:
+    """Run the installed ``archbench`` program; ``ARCHBENCH_*`` variables from the caller's
+    environment are dropped, ``env`` added."""
     environ = {k: v for k, v in os.environ.items() if not k.startswith("ARCHBENCH_")}
-    if site is not None:
-        environ["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [str(site), environ.get("PYTHONPATH")])
-        )
     environ.update(env)
     return subprocess.run(
         [str(ARCHBENCH), *args], capture_output=True, text=True, env=environ, timeout=600
@@ -161,16 +150,16 @@ def plugins_json(result: subprocess.CompletedProcess) -> dict[str, dict]:
 
 
 @pytest.fixture(scope="module")
-def convnext_site(tmp_path_factory):
-    """examples/archbench-convnext, pip-installed; uninstalled (deleted) after this module."""
-    site = pip_install(EXAMPLE, tmp_path_factory.mktemp("convnext-site"))
-    yield site
-    shutil.rmtree(site)
+def convnext_installed():
+    """examples/archbench-convnext, pip-installed into the test environment for this
+    module's tests, uninstalled after them."""
+    with installed(EXAMPLE, "archbench-convnext"):
+        yield
 
 
 @needs_pip
-def test_installed_plugin_is_listed_with_its_version(convnext_site):
-    plugins = plugins_json(archbench("plugins", "--json", site=convnext_site))
+def test_installed_plugin_is_listed_with_its_version(convnext_installed):
+    plugins = plugins_json(archbench("plugins", "--json"))
     convnext = plugins["convnext"]
     assert convnext["distribution"] == "archbench-convnext"
     assert convnext["version"] == "0.1.0"
@@ -182,14 +171,14 @@ def test_installed_plugin_is_listed_with_its_version(convnext_site):
         "archbench_build_model",
         "archbench_analyze",
     } <= set(convnext["hooks"])
-    listed = archbench("list", site=convnext_site)
+    listed = archbench("list")
     assert listed.returncode == 0, listed.stderr
     assert "convnext:tiny *" in listed.stdout and "convnext:small" in listed.stdout
     assert "A ConvNet for the 2020s" in listed.stdout
 
 
 @needs_pip
-def test_installed_plugin_compares_beside_the_builtins(convnext_site, tmp_path):
+def test_installed_plugin_compares_beside_the_builtins(convnext_installed, tmp_path):
     result = archbench(
         "compare",
         "convnext",
@@ -198,7 +187,6 @@ def test_installed_plugin_compares_beside_the_builtins(convnext_site, tmp_path):
         "--no-latency",
         "--out",
         str(tmp_path),
-        site=convnext_site,
     )
     assert result.returncode == 0, result.stderr
     (run_dir,) = tmp_path.iterdir()
@@ -228,12 +216,12 @@ def test_installed_plugin_compares_beside_the_builtins(convnext_site, tmp_path):
 
 
 @needs_pip
-def test_disable_autoload_hides_third_party_plugins(convnext_site):
+def test_disable_autoload_hides_third_party_plugins(convnext_installed):
     off = {"ARCHBENCH_DISABLE_PLUGIN_AUTOLOAD": "1"}
-    plugins = plugins_json(archbench("plugins", "--json", site=convnext_site, **off))
+    plugins = plugins_json(archbench("plugins", "--json", **off))
     assert "convnext" not in plugins
     assert {"counting", "latency", "vit", "timm"} <= set(plugins)
-    listed = archbench("list", site=convnext_site, **off)
+    listed = archbench("list", **off)
     assert listed.returncode == 0, listed.stderr
     assert "convnext:" not in listed.stdout and "vit:small *" in listed.stdout
 
@@ -257,12 +245,12 @@ def test_plugin_that_fails_to_import_costs_a_warning_not_the_cli(tmp_path):
         boom = "archbench_boom"
     """)
     )
-    site = pip_install(package, tmp_path / "site")
-    listed = archbench("list", site=site)
+    with installed(package, "archbench-boom"):
+        listed = archbench("list")
+        boom = plugins_json(archbench("plugins", "--json"))["boom"]
     assert listed.returncode == 0, listed.stderr
     assert "vit:small *" in listed.stdout
     assert "plugin 'boom' (archbench-boom 6.6.6) failed to load" in listed.stderr
-    boom = plugins_json(archbench("plugins", "--json", site=site))["boom"]
     assert boom["error"] == "RuntimeError: boom"
     assert boom["version"] == "6.6.6"
 
