@@ -6,7 +6,9 @@ and the data classes re-exported from :mod:`archbench.spec`.
 
 import pluggy
 
-from archbench.spec import Architecture, InputKind, ModelSpec, RunSettings, UsageError, Variant
+from archbench.core.errors import UsageError
+from archbench.core.settings import RunSettings
+from archbench.core.spec import Architecture, InputKind, ModelSpec, Variant
 
 __version__ = "0.1.0"
 

@@ -1,10 +1,13 @@
-"""Analytic cost formulas shared by the architecture plugins (pure arithmetic, no torch).
+"""Helpers for plugin authors (pure arithmetic, no torch): analytic cost formulas, and
+readers of the traced values that fvcore handlers receive.
 
-All results are multiply-accumulates (MACs), fvcore's convention, so they compare
+All formulas return multiply-accumulates (MACs), fvcore's convention, so they compare
 directly with the counted ``gmacs`` columns.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 def msa_macs(tokens: int, dim: int) -> int:
@@ -35,3 +38,28 @@ def padded_side(side: int, window: int) -> int:
 def msa_crossover_tokens(dim: int) -> int:
     """Token count above which the N² term of eq. (1) exceeds the 4NC² projections: N > 2C."""
     return 2 * dim
+
+
+# -- fvcore handler helpers: a handler receives torch._C.Value inputs and outputs ---------
+
+
+def shape_of(value: Any) -> list[int]:
+    """Shape of a traced tensor value (``torch._C.Value``), for fvcore handlers."""
+    return list(value.type().sizes())
+
+
+def constant_list(value: Any) -> list[Any] | None:
+    """The constant list behind a traced ``int[]``/``float[]`` argument (a
+    ``prim::ListConstruct`` of ``prim::Constant`` nodes, e.g. ``torch.roll``'s shifts or a
+    convolution's stride), or None where an element is computed at run time."""
+    node = value.node()
+    if node.kind() == "prim::Constant":
+        return value.toIValue()
+    if node.kind() != "prim::ListConstruct":
+        return None
+    items = []
+    for item in node.inputs():
+        if item.node().kind() != "prim::Constant":
+            return None
+        items.append(item.toIValue())
+    return items

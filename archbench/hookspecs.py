@@ -10,7 +10,8 @@ The core's own behaviour (parameter and FLOP counting, latency, example inputs, 
 writers) is implemented by plugins on the same hooks (:mod:`archbench.builtin`), so any of
 it can be extended or replaced.
 
-The hooks run in this order for every model of ``archbench compare``::
+The hooks run in this order for every model of ``archbench compare`` (the core calls
+each through ``pm.hook``, so ``wrapper=True`` implementations run around the others)::
 
     archbench_architectures            once, at start-up (also for ``archbench list``)
     archbench_validate                 for every requested model, before anything is built
@@ -21,13 +22,18 @@ The hooks run in this order for every model of ``archbench compare``::
     archbench_evaluate                 once per model and batch size, after its timing
     archbench_report_writers           whenever the report files are (re)written
 
-``archbench mixers`` calls ``archbench_token_mixers`` once and builds each mixer alone.
+``archbench mixers`` calls ``archbench_token_mixers`` once and runs each mixer alone
+through the same hooks, as a spec of the core's ``mixer`` architecture
+(:mod:`archbench.mixers.alone`); plugins ignore it as they ignore any architecture they do
+not own.
 
 Rules shared by ``archbench_analyze`` and ``archbench_evaluate``: the returned dict's keys
 are column names, with the unit in the name (``gmacs``, ``latency_ms_median``). A scalar
 value (number, string, bool, ``None``) becomes a column of the table; a ``dict`` or
 ``list`` value is kept only in ``report.json``, under the row's ``details``. Two plugins
-returning the same column is an error, so name columns after what they measure.
+returning the same column is an error naming both, so name columns after what they
+measure. An exception raised inside a hook costs that model's rows, and the row's
+``error`` names the plugin and the hook.
 """
 
 from __future__ import annotations
@@ -40,11 +46,13 @@ import pluggy
 if TYPE_CHECKING:
     import torch
 
-    from archbench.complexity import AnalysisContext
+    from archbench.core.settings import RunSettings
+    from archbench.core.spec import Architecture, ModelSpec
+    from archbench.measure.counting import AnalysisContext
+    from archbench.measure.workload import Workload
     from archbench.mixers import TokenMixer
-    from archbench.report import ReportWriter
-    from archbench.spec import Architecture, ModelSpec, RunSettings
-    from archbench.workload import Workload
+    from archbench.mixers.swap import Swap
+    from archbench.report.report import ReportWriter
 
 hookspec = pluggy.HookspecMarker("archbench")
 
@@ -79,11 +87,17 @@ def archbench_validate(spec: ModelSpec) -> None:
 
 
 @hookspec(firstresult=True)
-def archbench_build_model(spec: ModelSpec) -> torch.nn.Module | None:
+def archbench_build_model(spec: ModelSpec, swap: Swap | None) -> torch.nn.Module | None:
     """Build the model for ``spec``, randomly initialised, on the CPU, in fp32.
 
-    Receives the :class:`archbench.ModelSpec`. Returns an ``nn.Module`` if this plugin
-    owns ``spec.arch.name``, otherwise ``None`` (the first non-``None`` answer wins).
+    Receives the :class:`archbench.ModelSpec` and, for an architecture that declares
+    ``Architecture.mixer_swap`` and a spec with a mixer (``swin:tiny+msa``), ``swap``: a
+    factory, ``swap(stage)`` returning a fresh token-mixer layer for one block of that
+    stage, in the block's layout (``swap.layout`` is the layout the mixer itself takes);
+    None otherwise. Returns an ``nn.Module`` if this plugin owns ``spec.arch.name``,
+    otherwise ``None`` (the first non-``None`` answer wins). A plugin that declares swaps
+    must put ``swap(stage)`` in every block: the core counts the swapped layers after
+    building and fails the row if they are not all there.
 
     Called by the core once per model, in the order asked; the core puts it in eval mode,
     analyses it on the CPU, then moves it to the device and dtype. Without timing
@@ -137,9 +151,10 @@ def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Callable[..., Any] | N
 def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
     """Add complexity columns for one model: counts and analytic formulas.
 
-    Receives an :class:`archbench.complexity.AnalysisContext`: ``ctx.spec``, ``ctx.model``
-    (CPU, fp32, eval mode), ``ctx.inputs`` (batch 1), ``ctx.settings`` (the run's
-    :class:`archbench.RunSettings`), and ``ctx.flops``, the model's
+    Receives an :class:`archbench.measure.counting.AnalysisContext`: ``ctx.spec``,
+    ``ctx.model`` (CPU, fp32, eval mode), ``ctx.inputs`` (batch 1), ``ctx.settings`` (the
+    run's :class:`archbench.RunSettings`), ``ctx.swap`` (the ``--mixer`` swap built into
+    the model, or None), and ``ctx.flops``, the model's
     fvcore count with every plugin's handlers (computed once, on first use, shared by all
     plugins: ``total``, ``by_module``, ``by_operator``, ``unsupported``). Returns a dict
     of columns (see the module docstring), or ``None`` for a model you have nothing to
@@ -147,8 +162,10 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
 
     Called by the core once per model, before any evaluation. The core's complexity
     plugin answers for every model with parameters, GMACs/GFLOPs, the token-mixer
-    breakdown and the ``FlopCounterMode`` cross-check; architecture plugins add their
-    analytic formulas (e.g. Swin eqs. 1 and 2) for their own models.
+    breakdown and the ``FlopCounterMode`` cross-check; its swaps plugin answers for a
+    swapped model (``ctx.swap``: the mixer's formula per stage, as MSA and W-MSA, after
+    checking the count); architecture plugins add their analytic formulas (e.g. Swin eqs.
+    1 and 2) for their own unswapped models and return None when ``ctx.swap`` is set.
     """
 
 
@@ -166,7 +183,7 @@ def archbench_evaluate(
     """Add evaluation columns for one model at one batch size, after it has been timed.
 
     Receives the spec; the model (on ``settings.device`` in ``settings.dtype``); the
-    :class:`archbench.workload.Workload` that was timed (``workload.fn()`` runs one more
+    :class:`archbench.measure.workload.Workload` that was timed (``workload.fn()`` runs one more
     iteration: a forward pass, or a training step with ``--mode train``); the batch size;
     the run's :class:`archbench.RunSettings`; the row's timing ``trials`` (one list of
     per-iteration milliseconds per trial); the model's ``analysis`` columns (``gmacs``...);
@@ -185,7 +202,7 @@ def archbench_evaluate(
 def archbench_report_writers() -> list[ReportWriter]:
     """Provide report writers, one per output format.
 
-    Receives nothing. Returns a list of :class:`archbench.report.ReportWriter`
+    Receives nothing. Returns a list of :class:`archbench.report.report.ReportWriter`
     (``format`` as given to ``--format``, the ``filename`` it writes, and
     ``render(report)`` returning the file's ``str``/``bytes``, or ``{filename: content}``
     for a format that writes several files). A later plugin's writer for the same format
@@ -211,9 +228,9 @@ def archbench_token_mixers() -> list[TokenMixer]:
     fit) and extra fvcore handlers). Like ``archbench_architectures`` it must be cheap:
     import torch inside the builder only.
 
-    Called by the core once per ``archbench mixers`` command, and when ``--mixer`` swaps
-    in ``archbench compare`` are validated; an architecture plugin builds a swap with
-    :func:`archbench.mixers.build_swap` (any registered mixer, adapted to its layout) and
-    describes it with :func:`archbench.mixers.swap_columns`. Two plugins registering the
-    same mixer name is an error naming both.
+    Called by the core once per command that needs mixers: ``archbench mixers``, and
+    ``compare``/``sweep`` with a swap (``+MIXER`` or ``--mixer``), which the core checks
+    against each stage of the architecture's :class:`archbench.mixers.MixerSwap` and builds
+    into the model through the ``swap`` argument of ``archbench_build_model``. Two plugins
+    registering the same mixer name is an error naming both.
     """

@@ -1,20 +1,33 @@
 """Setting up the plugin manager: the core's own plugins, then every ``archbench`` entry point.
 
+One manager per process: the CLI makes it once and passes it down; every hook is called
+through ``pm.hook``, so plugins' wrappers run. Each hook implementation is registered with
+a thin attribution layer: what it returns is marked with the plugin's name (architectures,
+token mixers, column dicts), and an exception it raises remembers the plugin and the hook,
+so conflicts and failed rows can name who answered.
+
 Cheap to import: no torch, no pandas. Architecture plugins are imported here, so they must
 keep torch out of their top level (see ``archbench_architectures``).
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import functools
 import importlib
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib.metadata import EntryPoint, entry_points
+from typing import Any
 
 import pluggy
 
 from archbench import __version__, hookspecs
+from archbench.core.columns import Answer
+from archbench.core.errors import ORIGIN_ATTRIBUTE
 
 #: Set to any non-empty value to load only the built-in plugins (archbench's own
 #: distribution), not third-party ``archbench`` entry points, as PYTEST_DISABLE_PLUGIN_AUTOLOAD.
@@ -31,6 +44,7 @@ CORE_PLUGINS = (
     "archbench.builtin.counting",
     "archbench.builtin.latency",
     "archbench.builtin.writers",
+    "archbench.builtin.swaps",
 )
 
 
@@ -59,6 +73,10 @@ class PluginManager(pluggy.PluginManager):
         self.register(plugin, name=info.name)
         info.hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
         self.infos[info.name] = info
+        for caller in self.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    impl.function = _attributed(impl.function, info.name, caller.name)
 
     def record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -68,6 +86,32 @@ class PluginManager(pluggy.PluginManager):
             f"failed to load and is skipped: {info.error}",
             file=sys.stderr,
         )
+
+
+def _mark(result: Any, plugin: str) -> Any:
+    if isinstance(result, dict) and not isinstance(result, Answer):
+        marked = Answer(result)
+        marked.plugin = plugin
+        return marked
+    if isinstance(result, list):
+        return [dataclasses.replace(item, plugin=plugin)
+                if dataclasses.is_dataclass(item) and hasattr(item, "plugin") else item
+                for item in result]
+    return result
+
+
+def _attributed(function: Callable[..., Any], plugin: str, hook: str) -> Callable[..., Any]:
+    @functools.wraps(function)
+    def call(*args: Any) -> Any:
+        try:
+            return _mark(function(*args), plugin)
+        except BaseException as exc:
+            if not hasattr(exc, ORIGIN_ATTRIBUTE):
+                with contextlib.suppress(AttributeError):
+                    setattr(exc, ORIGIN_ATTRIBUTE, (plugin, hook))
+            raise
+
+    return call
 
 
 def _entry_point_info(ep: EntryPoint) -> PluginInfo:
@@ -119,5 +163,9 @@ def get_plugin_manager(autoload: bool | None = None) -> PluginManager:
             pm.register_plugin(importlib.import_module(module_name.strip()), info)
         except Exception as exc:
             pm.record_failure(info, exc)
+    from archbench.builtin.mixers import MixersAlone
+
+    pm.register_plugin(MixersAlone(pm), PluginInfo("mixers", "archbench.builtin.mixers",
+                                                    "archbench", __version__, "core"))
     pm.check_pending()
     return pm

@@ -1,6 +1,6 @@
 """Shared timing for the scripts in ``benchmarks/``: alternating rounds, medians, ratios.
 
-Built on archbench's own CPU timing loop (:func:`archbench.timing.time_cpu`), so a script
+Built on archbench's own CPU timing loop (:func:`archbench.measure.timing.time_cpu`), so a script
 measures what ``archbench compare`` measures. Import it from a script run as
 ``python benchmarks/bench_x.py`` (its directory is then on ``sys.path``)::
 
@@ -16,7 +16,8 @@ from dataclasses import dataclass
 
 import torch
 
-from archbench.timing import percentile, time_cpu
+from archbench.core.stats import percentile
+from archbench.measure.timing import time_cpu
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from archbench.timing import time_cpu
+from archbench.measure.timing import time_cpu
 
 
 def overhead(iterations: int) -> None:

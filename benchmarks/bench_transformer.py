@@ -32,8 +32,8 @@ from _compare import print_goal, print_table, time_alternating
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from archbench.complexity import CORE_HANDLERS, count_flops
 from archbench.formulas import msa_macs
+from archbench.measure.counting import CORE_HANDLERS, count_flops
 from archbench_transformer.model import EncoderLayer, torch_layer_state_dict
 
 D_MODEL, HEADS, D_FF, DROPOUT = 512, 8, 2048, 0.1  # Transformer (base), Table 3

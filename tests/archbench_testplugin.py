@@ -1,12 +1,16 @@
 """A small plugin for the tests, loaded through ARCHBENCH_PLUGINS=archbench_testplugin.
 
 Architecture ``toy`` has a tiny real model and variants that fail in each way the core
-must survive: a build that raises, a CUDA out-of-memory during timing, and Ctrl-C.
+must survive: a build that raises, a CUDA out-of-memory during timing, Ctrl-C, SIGTERM,
+and a build that ignores a ``--mixer`` swap it declares. It declares swaps (one stage, one
+block, the 32x32 map), and registers ``toy-mixer``, a token mixer that fails like CUDA on
+a 14x14 map and is interrupted on a 21x21 one.
 """
 
 from __future__ import annotations
 
 from archbench import Architecture, ModelSpec, Variant, hookimpl
+from archbench.mixers import MixerConfig, MixerSwap, SwapStage
 
 #: Every spec name the plugin was asked to build, so tests can check nothing was built.
 BUILDS: list[str] = []
@@ -14,6 +18,12 @@ BUILDS: list[str] = []
 
 def _variant(**extra) -> Variant:
     return Variant(config={"width": 8, **extra}, img_size=32)
+
+
+def _swap_stages(spec: ModelSpec) -> list[SwapStage]:
+    """One stage: one block, after the stem, on the whole map."""
+    return [SwapStage(MixerConfig(dim=spec.config["width"], heads=1, window=8, order=1,
+                                  size=spec.img_size), 1)]
 
 
 TOY = Architecture(
@@ -29,8 +39,11 @@ TOY = Architecture(
         "interrupt": _variant(fail="interrupt"),
         "frozen": _variant(fail="frozen"),
         "limited": _variant(fail="limited"),
+        "sigterm": _variant(fail="sigterm"),
+        "ignores-swap": _variant(fail="ignores-swap"),
     },
     token_mixer_types=("Conv2d",),
+    mixer_swap=MixerSwap(stages=_swap_stages, layout="channels_first"),
 )
 
 
@@ -40,9 +53,12 @@ def archbench_architectures() -> list[Architecture]:
 
 
 @hookimpl
-def archbench_build_model(spec: ModelSpec):
+def archbench_build_model(spec: ModelSpec, swap):
     if spec.arch.name != "toy":
         return None
+    import os
+    import signal
+
     from torch import nn
 
     BUILDS.append(spec.name)
@@ -51,10 +67,13 @@ def archbench_build_model(spec: ModelSpec):
         raise RuntimeError("toy model refuses to build")
     if fail == "interrupt":
         raise KeyboardInterrupt
+    if fail == "sigterm":
+        os.kill(os.getpid(), signal.SIGTERM)
     width = spec.config["width"]
+    mixer = [swap(0)] if swap is not None and fail != "ignores-swap" else []
     model = nn.Sequential(
-        nn.Conv2d(3, width, 3, padding=1), nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-        nn.Linear(width, 10),
+        nn.Conv2d(3, width, 3, padding=1), *mixer, nn.ReLU(), nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(), nn.Linear(width, 10),
     )
     if fail == "frozen":
         model.requires_grad_(False)
@@ -82,3 +101,32 @@ def archbench_evaluate(spec):
 
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 TiB")
     return None
+
+
+# -- a token mixer that fails like CUDA on a 14x14 map, and is interrupted on a 21x21 one --
+
+
+def _build_toy_mixer(cfg):
+    from torch import nn
+
+    class ToyMixer(nn.Conv2d):
+        def forward(self, x):
+            import torch
+
+            if x.shape[-1] == 14 and not torch.jit.is_tracing():
+                raise torch.cuda.OutOfMemoryError("toy-mixer: no memory for a batch of "
+                                                  "196 tokens (simulated)")
+            if x.shape[-1] == 21:
+                raise KeyboardInterrupt
+            return super().forward(x)
+
+    return ToyMixer(cfg.dim, cfg.dim, 1)
+
+
+@hookimpl
+def archbench_token_mixers():
+    from archbench.mixers import TokenMixer
+
+    return [TokenMixer(name="toy-mixer", description="a 1x1 convolution", paper="none",
+                       build=_build_toy_mixer, macs=lambda cfg: cfg.tokens * cfg.dim**2,
+                       layout="channels_first")]

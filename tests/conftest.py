@@ -51,18 +51,18 @@ def plugin_manager():
 def analyze(plugin_manager):
     """``analyze("vit:base", img_size=384)`` → the complexity columns and JSON details that
     ``archbench compare --no-latency`` would report, through the same plugin calls."""
-    from archbench.registry import Registry
-    from archbench.report import Report
-    from archbench.runner import Runner
-    from archbench.spec import RunSettings
+    from archbench import RunSettings
+    from archbench.core.registry import Registry
+    from archbench.run.task import Task
+    from archbench.run.worker import TaskRun
 
     registry = Registry.from_plugins(plugin_manager)
-    report = Report("compare", "test", "now", {}, {})
-    runner = Runner(plugin_manager, RunSettings(latency=False), report, None, [])
+    worker = TaskRun(plugin_manager, Task(0, (), RunSettings(latency=False)), lambda _: None)
 
     def run(target: str, **kwargs):
         spec = registry.resolve(target, **kwargs)
         plugin_manager.hook.archbench_validate(spec=spec)
-        return runner.analyze(spec, runner.build(spec))
+        swap = worker.swap(spec)
+        return worker.analyze(spec, worker.build(spec, swap), swap)
 
     return run

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from archbench import Architecture, UsageError, Variant
-from archbench.complexity import FlopCount
-from archbench.registry import Registry, parse_value
-from archbench.report import write_atomic
-from archbench.timing import bootstrap_median_ci, percentile, ratio_ci, summarize
+from archbench.core.registry import Registry, parse_value
+from archbench.core.stats import bootstrap_median_ci, percentile, ratio_ci, summarize
+from archbench.measure.counting import FlopCount
+from archbench.report.report import write_atomic
 
 
 def _arch(name: str, plugin: str) -> Architecture:
@@ -92,7 +92,7 @@ def test_bootstrap_intervals_separate_different_and_cover_equal_timings():
 
 
 def test_cpu_timer_runs_warmup_untimed_and_at_least_min_iterations():
-    from archbench.timing import MIN_ITERATIONS, time_cpu
+    from archbench.measure.timing import MIN_ITERATIONS, time_cpu
 
     calls = []
     samples = time_cpu(lambda: calls.append(1), warmup=3, min_time=0.0)
@@ -104,7 +104,7 @@ def test_sdpa_is_counted():
     import torch
     import torch.nn.functional as F
 
-    from archbench.complexity import CORE_HANDLERS, count_flops
+    from archbench.measure.counting import CORE_HANDLERS, count_flops
 
     class Attn(torch.nn.Module):
         def forward(self, q, k, v):

@@ -8,8 +8,8 @@ BUILTIN = ("vit", "swin", "hornet", "transformer")
 
 
 def _builtin_targets():
+    from archbench.core.registry import Registry
     from archbench.plugins import get_plugin_manager
-    from archbench.registry import Registry
 
     registry = Registry.from_plugins(get_plugin_manager(autoload=False))
     return [f"{a.name}:{v}" for a, v, _ in registry.match("*") if a.name in BUILTIN]

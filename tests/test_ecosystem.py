@@ -66,15 +66,15 @@ def test_timm_unknown_name_lists_close_matches(run_cli):
 def test_timm_img_size_is_passed_where_the_model_takes_it(plugin_manager):
     import torch
 
-    from archbench.registry import Registry
+    from archbench.core.registry import Registry
 
     registry = Registry.from_plugins(plugin_manager)
     with torch.device("meta"):
         vit = plugin_manager.hook.archbench_build_model(
-            spec=registry.resolve("timm:vit_small_patch16_224", img_size=256)
+            spec=registry.resolve("timm:vit_small_patch16_224", img_size=256), swap=None
         )
         cnn = plugin_manager.hook.archbench_build_model(
-            spec=registry.resolve("timm:resnet18", img_size=256)
+            spec=registry.resolve("timm:resnet18", img_size=256), swap=None
         )
     assert vit.pos_embed.shape[1] == (256 // 16) ** 2 + 1
     assert type(cnn).__name__ == "ResNet"  # no img_size argument: only the input changes
@@ -261,7 +261,7 @@ def test_convnext_validate_rejects_bad_configs(monkeypatch):
     import archbench_convnext
 
     from archbench import UsageError
-    from archbench.registry import Registry
+    from archbench.core.registry import Registry
 
     registry = Registry([archbench_convnext.CONVNEXT])
     for target, kwargs, message in [

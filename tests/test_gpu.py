@@ -17,7 +17,7 @@ FAST = ("--device", "cuda", "--warmup", "2", "--min-time", "0.2", "--repeat", "2
 
 
 def test_cuda_event_timing_matches_a_synchronised_wall_clock():
-    from archbench.timing import time_cuda
+    from archbench.measure.timing import time_cuda
 
     a = torch.randn(4096, 4096, device="cuda")
     samples = time_cuda(lambda: a @ a, warmup=3, min_time=0.2, device="cuda")

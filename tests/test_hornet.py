@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 import archbench_hornet
 from archbench import ModelSpec, UsageError
-from archbench.complexity import CORE_HANDLERS, AnalysisContext
+from archbench.measure.counting import CORE_HANDLERS, AnalysisContext
 from archbench_hornet.model import GlobalLocalFilter, GnConv, HorNet, load_checkpoint
 
 
@@ -45,7 +45,7 @@ def analysed(variant: str) -> tuple[AnalysisContext, dict[str, Any]]:
     if variant not in _ANALYSES:
         spec = make_spec(variant)
         archbench_hornet.archbench_validate(spec)
-        model = archbench_hornet.archbench_build_model(spec).eval()
+        model = archbench_hornet.archbench_build_model(spec, None).eval()
         inputs = (torch.randn(1, 3, spec.img_size, spec.img_size),)
         handlers = {**CORE_HANDLERS, **archbench_hornet.archbench_flop_handlers(spec)}
         ctx = AnalysisContext(spec, model, inputs, handlers=handlers)
@@ -75,7 +75,7 @@ def test_init_does_not_import_torch() -> None:
 def test_hooks_ignore_other_architectures() -> None:
     other = make_spec().replace(arch=dataclasses.replace(archbench_hornet.HORNET, name="other"))
     assert archbench_hornet.archbench_validate(other.replace(config={"orders": (9,)})) is None
-    assert archbench_hornet.archbench_build_model(other) is None
+    assert archbench_hornet.archbench_build_model(other, None) is None
     assert archbench_hornet.archbench_flop_handlers(other) is None
     ctx = AnalysisContext(other, torch.nn.Identity(), (), handlers={})
     assert archbench_hornet.archbench_analyze(ctx) is None
@@ -205,7 +205,7 @@ def test_forward_shapes_and_gf_resize() -> None:
 def test_builds_and_runs_on_meta(variant: str) -> None:
     spec = make_spec(variant)
     with torch.device("meta"):
-        model = archbench_hornet.archbench_build_model(spec)
+        model = archbench_hornet.archbench_build_model(spec, None)
         out = model(torch.randn(1, 3, spec.img_size, spec.img_size))
     assert out.device.type == "meta" and out.shape == (1, 1000)
 
@@ -301,7 +301,7 @@ def test_gf_resize_is_in_formula_and_count() -> None:
     """tiny_gf at 384: the 224 filters are interpolated; formula and count still agree."""
     spec = make_spec("tiny_gf", img_size=384, depths=(1, 1, 1, 1))
     archbench_hornet.archbench_validate(spec)
-    model = archbench_hornet.archbench_build_model(spec).eval()
+    model = archbench_hornet.archbench_build_model(spec, None).eval()
     handlers = {**CORE_HANDLERS, **archbench_hornet.archbench_flop_handlers(spec)}
     ctx = AnalysisContext(spec, model, (torch.randn(1, 3, 384, 384),), handlers=handlers)
     res = archbench_hornet.archbench_analyze(ctx)

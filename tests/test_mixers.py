@@ -10,16 +10,15 @@ import pandas as pd
 import pytest
 from conftest import read_report
 
-from archbench.analysis_tables import fit_slope
-from archbench.mixer_sweep import crossover
-from archbench.mixers import MixerConfig, registered_mixers
+from archbench.mixers import MixerConfig, collect_mixers
+from archbench.report.tables import crossover, fit_slope
 
 FAST = ("--warmup", "0", "--min-time", "0", "--repeat", "1")
 
 
 @pytest.fixture(scope="module")
-def mixers():
-    return registered_mixers()
+def mixers(plugin_manager):
+    return collect_mixers(plugin_manager)
 
 
 def test_every_paper_mixer_is_registered_once(mixers):
@@ -29,23 +28,17 @@ def test_every_paper_mixer_is_registered_once(mixers):
 
 
 def test_duplicate_mixer_names_name_both_plugins(mixers):
-    from archbench.mixers import collect_mixers
-    from archbench.spec import UsageError
+    from types import SimpleNamespace
 
-    class Impl:
-        def __init__(self, name):
-            self.plugin_name = name
-            self.function = lambda: [mixers["msa"]]
+    from archbench import UsageError, hookimpl
+    from archbench.plugins import PluginInfo, get_plugin_manager
 
-    class PM:
-        class hook:  # noqa: N801
-            class archbench_token_mixers:  # noqa: N801
-                @staticmethod
-                def get_hookimpls():
-                    return [Impl("first"), Impl("second")]
-
-    with pytest.raises(UsageError, match="'first'.*'second'"):
-        collect_mixers(PM)
+    pm = get_plugin_manager()
+    for name in ("first", "second"):
+        plugin = SimpleNamespace(archbench_token_mixers=hookimpl(lambda: [mixers["msa"]]))
+        pm.register_plugin(plugin, PluginInfo(name, name, "-", "-", "test"))
+    with pytest.raises(UsageError, match="'first'.*'second'|'second'.*'first'"):
+        collect_mixers(pm)
 
 
 def test_analytic_slopes(mixers):
@@ -123,25 +116,13 @@ def test_too_large_sizes_are_skipped_not_run(run_cli):
     assert (frame[frame["model"] == "w-msa"]["status"] == "ok").all()
 
 
-def test_out_of_memory_becomes_a_row(run_cli, monkeypatch):
-    import torch
-
-    import archbench.timing
-
-    real = archbench.timing.time_trial
-    calls = []
-
-    def flaky(fn, device, *args, **kwargs):
-        calls.append(1)
-        if len(calls) == 2:  # the second (mixer, size): msa at 14
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory (simulated)")
-        return real(fn, device, *args, **kwargs)
-
-    monkeypatch.setattr(archbench.timing, "time_trial", flaky)
-    result = run_cli("mixers", "msa", "--sizes", "7,14,28", *FAST)
-    assert result.exit_code == 0, result.output
+def test_out_of_memory_becomes_a_row_and_the_run_exits_1(run_cli):
+    """The test plugin's mixer fails like CUDA does at 14x14; the other sizes run."""
+    result = run_cli("mixers", "toy-mixer", "--sizes", "7,14,28", *FAST)
+    assert result.exit_code == 1, result.output
     frame = pd.read_csv(result.run_dir / "report.csv")
     assert frame["status"].tolist() == ["ok", "oom", "ok"]
+    assert "toy-mixer" in frame["error"][1] and "batch of 196 tokens" in frame["error"][1]
 
 
 def test_without_matplotlib_tables_are_still_written(run_cli, monkeypatch):
@@ -191,8 +172,10 @@ def test_swaps_change_the_mixer_and_its_cost(run_cli):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (("transformer", "--mixer", "gnconv"), "needs a 2-D feature map"),
-        (("transformer", "--mixer", "msa"), "already uses"),
+        (("transformer", "--mixer", "gnconv"), "does not support token-mixer swaps"),
+        (("transformer", "--mixer", "msa"), "does not support token-mixer swaps"),
+        (("timm:resnet18", "--mixer", "msa"), "does not support token-mixer swaps"),
+        (("swin:tiny+gnconvv",), "did you mean 'gnconv'"),
         (("swin", "--mixer", "gnconvv"), "did you mean 'gnconv'"),
         (
             ("vit:small", "--mixer", "gnconv", "--set", "embed_dim=390", "--set", "num_heads=6"),

@@ -11,7 +11,7 @@ import torch
 
 import archbench_swin
 from archbench import ModelSpec, UsageError
-from archbench.complexity import CORE_HANDLERS, AnalysisContext, count_flops
+from archbench.measure.counting import CORE_HANDLERS, AnalysisContext, count_flops
 from archbench_swin import SWIN
 
 
@@ -34,7 +34,7 @@ def context(spec: ModelSpec) -> AnalysisContext:
     """What the core builds for ``archbench_analyze``: model, batch-1 inputs, handlers."""
     torch.manual_seed(0)
     archbench_swin.archbench_validate(spec)
-    model = archbench_swin.archbench_build_model(spec).eval()
+    model = archbench_swin.archbench_build_model(spec, None).eval()
     inputs = (torch.randn(1, 3, spec.img_size, spec.img_size),)
     return AnalysisContext(spec, model, inputs, handlers(spec))
 
@@ -68,7 +68,7 @@ def test_hooks_ignore_other_architectures():
 
     other = make_spec().replace(arch=dataclasses.replace(SWIN, name="not-swin"))
     assert archbench_swin.archbench_validate(other) is None
-    assert archbench_swin.archbench_build_model(other) is None
+    assert archbench_swin.archbench_build_model(other, None) is None
     assert archbench_swin.archbench_flop_handlers(other) is None
 
 
@@ -87,7 +87,7 @@ def test_timm_swin_tiny_weights_load_strict_and_logits_agree():
 
     torch.manual_seed(0)
     reference = timm.create_model("swin_tiny_patch4_window7_224", pretrained=False).eval()
-    ours = archbench_swin.archbench_build_model(make_spec("tiny")).eval()
+    ours = archbench_swin.archbench_build_model(make_spec("tiny"), None).eval()
     _assert_matches_timm(reference, ours, 224)
 
 
@@ -124,7 +124,7 @@ def test_swin_t_params_and_gmacs(tiny_ctx):
 @pytest.mark.slow
 def test_swin_b_384_gmacs():
     spec = make_spec("base_384")
-    model = archbench_swin.archbench_build_model(spec).eval()
+    model = archbench_swin.archbench_build_model(spec, None).eval()
     inputs = (torch.randn(1, 3, 384, 384),)
     gmacs = count_flops(model, inputs, handlers(spec)).total / 1e9
     assert 47.1 <= gmacs <= 47.2  # published 47.0G
@@ -187,10 +187,10 @@ def test_blocks_alternate_wmsa_and_swmsa(tiny_ctx):
 def test_builds_on_meta_device_and_runs_other_sizes():
     spec = make_spec("tiny", depths=(2, 2, 2, 2))
     with torch.device("meta"):
-        model = archbench_swin.archbench_build_model(spec)
+        model = archbench_swin.archbench_build_model(spec, None)
         out = model(torch.empty(1, 3, 224, 224))
     assert out.shape == (1, 1000) and out.is_meta
-    model = archbench_swin.archbench_build_model(spec).eval()
+    model = archbench_swin.archbench_build_model(spec, None).eval()
     with torch.no_grad():  # built for 224, fed 160 and 256 (masks built on the fly)
         for size in (160, 256):
             assert model(torch.randn(1, 3, size, size)).shape == (1, 1000)
@@ -231,7 +231,7 @@ def test_validate_accepts_every_variant(variant):
 def test_smallest_valid_input_runs():
     spec = make_spec("tiny", img_size=32, depths=(1, 1, 1, 1), embed_dim=24)
     archbench_swin.archbench_validate(spec)
-    model = archbench_swin.archbench_build_model(spec).eval()
+    model = archbench_swin.archbench_build_model(spec, None).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)
 

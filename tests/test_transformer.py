@@ -13,8 +13,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archbench_transformer as plugin
 from archbench import ModelSpec, UsageError
-from archbench.complexity import CORE_HANDLERS, AnalysisContext
 from archbench.formulas import msa_crossover_tokens, msa_macs
+from archbench.measure.counting import CORE_HANDLERS, AnalysisContext
 from archbench_transformer import model as M
 
 ARCH = plugin.TRANSFORMER

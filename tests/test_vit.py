@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from archbench.complexity import CORE_HANDLERS, count_flops
+from archbench.measure.counting import CORE_HANDLERS, count_flops
 
 
 @pytest.mark.parametrize(

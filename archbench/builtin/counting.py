@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from archbench import hookimpl
-from archbench.complexity import CORE_HANDLERS, AnalysisContext, Handle
-from archbench.spec import ModelSpec
+from archbench.core.spec import ModelSpec
+from archbench.measure.counting import CORE_HANDLERS, AnalysisContext, Handle
+from archbench.mixers import SWAP_LAYER_TYPE
 
 if TYPE_CHECKING:
     from torch import nn
@@ -70,11 +71,8 @@ def meta_flops(ctx: AnalysisContext, train: bool = False) -> int:
 @hookimpl(tryfirst=True)
 def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
     model, arch, flops = ctx.model, ctx.spec.arch, ctx.flops
-    mixer_types = arch.token_mixer_types
-    if ctx.spec.mixer:  # swapped layers are wrapped in archbench.mixers.build_swap's layer
-        from archbench.mixers import SWAP_LAYER_TYPE
-
-        mixer_types = (*mixer_types, SWAP_LAYER_TYPE)
+    # swapped-in mixers sit in the core's TokenMixerLayer, in place of the model's own
+    mixer_types = arch.token_mixer_types if ctx.swap is None else (SWAP_LAYER_TYPE,)
     mixers = _modules_of_types(model, mixer_types)
     mlps = _modules_of_types(model, arch.mlp_types)
     mixer_macs = flops.macs_of_types(mixer_types)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from archbench import hookimpl
-from archbench.spec import ModelSpec
+from archbench.core.spec import ModelSpec
 
 if TYPE_CHECKING:
     from torch import nn

@@ -1,71 +1,23 @@
 """Core plugin: latency statistics, throughput, efficiency and peak memory of one row.
 
-The runner times the rows (see :mod:`archbench.timing` for the rules) and hands each row's
-trials to ``archbench_evaluate``; this plugin turns them into columns and measures memory
-with one more iteration.
+The worker times the rows (see :mod:`archbench.measure.timing` for the rules) and hands each
+row's trials to ``archbench_evaluate``; this plugin turns them into columns and measures
+memory with one more iteration (:mod:`archbench.measure.memory`).
 """
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from archbench import hookimpl
-from archbench.spec import ModelSpec, RunSettings
-from archbench.timing import summarize
+from archbench.core.settings import RunSettings
+from archbench.core.spec import ModelSpec
+from archbench.core.stats import summarize
+from archbench.measure.memory import peak_memory_mb
 
 if TYPE_CHECKING:
-    from archbench.workload import Workload
-
-def cuda_peak_memory_mb(fn: Callable[[], Any], device: Any) -> float:
-    """``torch.cuda.max_memory_allocated`` over one forward pass: weights, inputs, activations."""
-    import torch
-
-    torch.cuda.synchronize(device)
-    torch.cuda.reset_peak_memory_stats(device)
-    fn()
-    torch.cuda.synchronize(device)
-    return torch.cuda.max_memory_allocated(device) / 2**20
-
-
-def cpu_rss_growth_mb(fn: Callable[[], Any], interval: float = 0.0005) -> float:
-    """Peak growth of the process's resident memory during one forward pass, sampled.
-
-    On the CPU there is no allocator statistic like CUDA's: this is what the operating
-    system saw the forward pass add (activations and workspace) on top of what was
-    resident before (weights, inputs). Allocator caching can make it an underestimate.
-    """
-    import psutil
-
-    process = psutil.Process()
-    before = process.memory_info().rss
-    peak = before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
-            time.sleep(interval)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        sampler.join()
-    peak = max(peak, process.memory_info().rss)
-    return (peak - before) / 2**20
-
-
-def peak_memory_mb(fn: Callable[[], Any], device: str) -> float:
-    """Peak memory of one iteration: CUDA max allocated, or the CPU's RSS growth."""
-    if device.startswith("cuda"):
-        return cuda_peak_memory_mb(fn, device)
-    return cpu_rss_growth_mb(fn)
+    from archbench.measure.workload import Workload
 
 
 #: Substrings of aten op names → the scaled-dot-product-attention backend they belong to.

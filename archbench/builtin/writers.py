@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from archbench import hookimpl
-from archbench.report import COLUMN_NOTES, REPORT_VERSION, Report, ReportWriter, jsonable
+from archbench.report.report import COLUMN_NOTES, REPORT_VERSION, Report, ReportWriter, jsonable
 
 
 def render_csv(report: Report) -> str:
@@ -89,7 +89,7 @@ def render_markdown(report: Report) -> str | dict[str, str | bytes]:
                       "work such as adds, activations and softmax; counts per model in "
                       "report.json):", ""]
             lines += [f"- {r.model}: {r.unsupported_ops}" for r in shown.itertuples()]
-    from archbench.plots import figures
+    from archbench.report.plots import figures
 
     # {} without matplotlib (the optional ``plot`` extra); drawn once, when the run is done
     pngs = figures(report) if report.complete else {}

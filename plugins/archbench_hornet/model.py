@@ -220,6 +220,32 @@ class HorNetBlock(nn.Module):
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
+def _make_stage(
+    stage: int,
+    dim: int,
+    order: int,
+    rates: Sequence[float],
+    gf_size: tuple[int, int] | None,
+    mixer_factory: Callable[[int], nn.Module] | None,
+    **block_kwargs: Any,
+) -> nn.Sequential:
+    """Stage ``stage`` of HorNet: one :class:`HorNetBlock` per drop-path rate in ``rates``, each
+    with its own mixer from ``mixer_factory(stage)`` when given (else gnConv)."""
+    return nn.Sequential(
+        *[
+            HorNetBlock(
+                dim,
+                order,
+                drop_path=rate,
+                gf_size=gf_size,
+                mixer=None if mixer_factory is None else mixer_factory(stage),
+                **block_kwargs,
+            )
+            for rate in rates
+        ]
+    )
+
+
 class HorNet(nn.Module):
     """HorNet: ConvNeXt-style 4-stage hierarchy with gnConv token mixers (paper sec. 3.2).
 
@@ -271,20 +297,16 @@ class HorNet(nn.Module):
         for i in range(4):
             gf_size = tuple(gf_sizes[i - 2]) if gf and i >= 2 else None
             self.stages.append(
-                nn.Sequential(
-                    *[
-                        HorNetBlock(
-                            dims[i],
-                            orders[i],
-                            drop_path=rates[cur + j],
-                            layer_scale_init=layer_scale_init,
-                            kernel_size=kernel_size,
-                            scale=gnconv_scale,
-                            gf_size=gf_size,
-                            mixer=None if mixer_factory is None else mixer_factory(i),
-                        )
-                        for j in range(depths[i])
-                    ]
+                _make_stage(
+                    i,
+                    dims[i],
+                    orders[i],
+                    rates[cur : cur + depths[i]],
+                    gf_size,
+                    mixer_factory,
+                    layer_scale_init=layer_scale_init,
+                    kernel_size=kernel_size,
+                    scale=gnconv_scale,
                 )
             )
             cur += depths[i]

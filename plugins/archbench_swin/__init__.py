@@ -3,8 +3,8 @@ entry point.
 
 This module stays light (no torch import) so that ``archbench list`` answers fast; the model
 lives in :mod:`archbench_swin.model` and is imported when a model is built. The stage
-geometry helpers below are plain arithmetic shared by the validator, the analytic formulas
-and the model, so all three agree on resolutions, windows and padding.
+geometry (:mod:`archbench_swin.geometry`) is plain arithmetic shared by the validator, the
+analytic formulas and the model, so all three agree on resolutions, windows and padding.
 """
 
 from __future__ import annotations
@@ -14,33 +14,10 @@ from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
 from archbench.formulas import msa_macs, padded_side, wmsa_macs
-from archbench.mixers import (
-    MixerConfig,
-    TokenMixer,
-    build_swap,
-    check_mixer_config,
-    get_token_mixer,
-    swap_columns,
-)
+from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
+from archbench_swin.geometry import effective_window, stage_resolutions
 
 NAME = "swin"
-
-
-def stage_resolutions(grid: int, num_stages: int) -> list[int]:
-    """Feature-map side of each stage: the patch grid, then ceil(r / 2) per patch merging
-    (an odd map is zero-padded to even before merging, as in timm and the official code)."""
-    res = [grid]
-    for _ in range(num_stages - 1):
-        res.append((res[-1] + 1) // 2)
-    return res
-
-
-def effective_window(resolution: int, window: int, shift: int) -> tuple[int, int]:
-    """(window, shift) a block actually uses on a ``resolution``-sided map: a map no larger
-    than the window is a single window and is not shifted (official code, timm)."""
-    if resolution <= window:
-        return resolution, 0
-    return window, shift
 
 
 def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc: str) -> Variant:
@@ -54,6 +31,24 @@ def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc:
         "num_classes": 1000,
     }
     return Variant(config=config, img_size=img, description=desc)
+
+
+#: gnConv order per stage when gnConv replaces (S)W-MSA: HorNet's choice (2, 3, 4, 5).
+SWAP_ORDERS = (2, 3, 4, 5)
+
+
+def swap_stages(spec: ModelSpec) -> list[SwapStage]:
+    """Each stage as a swapped-in mixer sees it: its width, heads, window (at most the
+    map), HorNet's gnConv order and map side, and its number of blocks."""
+    cfg = spec.config
+    res = stage_resolutions(spec.img_size // cfg["patch_size"], len(cfg["depths"]))
+    return [
+        SwapStage(MixerConfig(dim=cfg["embed_dim"] * 2**i, heads=cfg["num_heads"][i],
+                              window=min(cfg["window_size"], r),
+                              order=SWAP_ORDERS[min(i, len(SWAP_ORDERS) - 1)], size=r),
+                  blocks)
+        for i, (r, blocks) in enumerate(zip(res, cfg["depths"]))
+    ]
 
 
 SWIN = Architecture(
@@ -76,6 +71,7 @@ SWIN = Architecture(
     },
     token_mixer_types=("WindowAttention",),
     mlp_types=("Mlp",),
+    mixer_swap=MixerSwap(stages=swap_stages, layout="channels_last"),
 )
 
 
@@ -143,57 +139,21 @@ def archbench_validate(spec: ModelSpec) -> None:
     if spec.arch.name != NAME:
         return
     check_config(spec)
-    if spec.mixer:
-        mixer = get_token_mixer(spec.mixer)
-        for i, cfg in enumerate(swap_configs(spec)):
-            try:
-                check_mixer_config(mixer, cfg)
-            except UsageError as exc:
-                raise UsageError(
-                    f"{spec.name}: --mixer {spec.mixer} in stage {i + 1}: {exc}"
-                ) from None
 
 
 @hookimpl
-def archbench_build_model(spec: ModelSpec):
+def archbench_build_model(spec: ModelSpec, swap):
     if spec.arch.name != NAME:
         return None
     from archbench_swin.model import SwinTransformer
 
-    if spec.mixer:
-        configs = swap_configs(spec)
-        return SwinTransformer(
-            img_size=spec.img_size,
-            **spec.config,
-            mixer_factory=lambda stage, dim, heads, res: build_swap(
-                spec.mixer, configs[stage], "channels_last"
-            ),
-        )
-    return SwinTransformer(img_size=spec.img_size, **spec.config)
+    if swap is None:
+        return SwinTransformer(img_size=spec.img_size, **spec.config)
+    return SwinTransformer(img_size=spec.img_size, **spec.config,
+                           mixer_factory=lambda stage, dim, heads, res: swap(stage))
 
 
 # --------------------------------------------------------------------------- token mixers
-
-#: gnConv order per stage when gnConv replaces (S)W-MSA: HorNet's choice (2, 3, 4, 5).
-SWAP_ORDERS = (2, 3, 4, 5)
-
-
-def swap_configs(spec: ModelSpec) -> list[MixerConfig]:
-    """One mixer config per stage of a ``--mixer`` swap: the stage's width, heads, window
-    (at most the map), HorNet's gnConv order and the stage's map side."""
-    cfg = spec.config
-    res = stage_resolutions(spec.img_size // cfg["patch_size"], len(cfg["depths"]))
-    return [
-        MixerConfig(
-            dim=cfg["embed_dim"] * 2**i,
-            heads=cfg["num_heads"][i],
-            window=min(cfg["window_size"], r),
-            order=SWAP_ORDERS[min(i, len(SWAP_ORDERS) - 1)],
-            size=r,
-        )
-        for i, r in enumerate(res)
-    ]
-
 
 def _window(cfg: MixerConfig) -> int:
     return min(cfg.window, cfg.size)
@@ -206,11 +166,12 @@ def window_tokens(cfg: MixerConfig) -> int:
 
 def _check_window(cfg: MixerConfig) -> None:
     if cfg.dim % cfg.heads:
-        raise UsageError(f"window attention: --heads {cfg.heads} does not divide --dim {cfg.dim}")
+        raise UsageError(f"window attention: the head count {cfg.heads} does not divide dim "
+                         f"{cfg.dim}")
     if cfg.size < cfg.window:
         raise UsageError(
             f"window attention: feature-map size {cfg.size} is smaller than the window "
-            f"{cfg.window}; use sizes >= {cfg.window} or a smaller --window"
+            f"{cfg.window}; use sizes >= {cfg.window} or a smaller window"
         )
 
 
@@ -316,15 +277,10 @@ def mixer_formula(spec: ModelSpec) -> dict[str, Any]:
 @hookimpl
 def archbench_analyze(ctx) -> dict[str, Any] | None:
     """W-MSA cost (Swin eq. 2) per stage and summed, beside global MSA (eq. 1)."""
-    if ctx.spec.arch.name != NAME:
-        return None
+    if ctx.spec.arch.name != NAME or ctx.swap is not None:
+        return None  # a swapped model's mixer columns come from the core
     formula = mixer_formula(ctx.spec)
     wmsa, msa = formula["wmsa_macs"], formula["msa_macs"]
-    if ctx.spec.mixer:
-        depths = ctx.spec.config["depths"]
-        return swap_columns(
-            ctx.spec.mixer, list(zip(swap_configs(ctx.spec), depths)), as_msa=msa, as_wmsa=wmsa
-        )
     return {
         "mixer": "w-msa",
         "mixer_gmacs_formula": wmsa / 1e9,

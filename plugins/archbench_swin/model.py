@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from archbench.formulas import padded_side
-from archbench_swin import effective_window, stage_resolutions
+from archbench_layers import Mlp
+from archbench_swin.geometry import effective_window, padded_side, stage_resolutions
 
 
 def window_partition(x: torch.Tensor, window_size: int) -> torch.Tensor:
@@ -206,19 +206,6 @@ class WindowMSA(nn.Module):
         return shifted_window_attention(
             x, self.attn, self.window_size, self.shift_size, self.attn_mask, self.padded_resolution
         )
-
-
-class Mlp(nn.Module):
-    """2-layer MLP with GELU, hidden width ``mlp_ratio`` × C (Sec. 3.1)."""
-
-    def __init__(self, dim: int, hidden_dim: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class SwinTransformerBlock(nn.Module):

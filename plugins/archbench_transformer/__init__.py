@@ -91,18 +91,6 @@ def archbench_validate(spec: ModelSpec) -> None:
     if spec.arch.name != NAME:
         return
     cfg = spec.config
-    if spec.mixer:
-        # No swaps here: the spatial mixers need a map, and global MSA is this model's own
-        # (its self-attention, encoder-decoder attention and masks are not a drop-in slot).
-        from archbench.mixers import get_token_mixer
-
-        layout = get_token_mixer(spec.mixer).layout
-        why = (
-            f"needs a 2-D feature map; {NAME}'s tokens are a 1-D sequence"
-            if layout != "tokens"
-            else f"is global MSA, which {NAME} already uses in every layer"
-        )
-        raise UsageError(f"{NAME}: --mixer {spec.mixer} {why}")
     max_len = spec.arch.max_seq_len or MAX_SEQ_LEN
     n = spec.seq_len
     if n is None or n < 1 or n > max_len:
@@ -180,6 +168,41 @@ def _attention_modules(model: Any) -> dict[str, list[str]]:
     return kinds
 
 
+#: The per-layer formula of each kind of attention, as the analysis details spell it.
+_EQUATIONS = {
+    "encoder_self": "4nd^2 + 2n^2d, n = source length (Swin eq. 1 / archbench msa_macs)",
+    "decoder_self": "4nd^2 + 2n^2d, n = target length (the causal mask is an add; all n^2 "
+    "scores are computed)",
+    "cross": "2*n_q*d^2 (W^Q, W^O) + 2*n_kv*d^2 (W^K, W^V) + 2*n_q*n_kv*d (QK^T, AV), "
+    "n_q = target length, n_kv = source length",
+}
+
+
+def _attention_layers(
+    model: Any, by_module: Any, formula: dict[str, int]
+) -> tuple[list[dict[str, Any]], dict[str, int], dict[str, int]]:
+    """One row per attention module (formula beside fvcore's count), and per kind the formula
+    total and the counted total."""
+    layers: list[dict[str, Any]] = []
+    sums: dict[str, int] = {}
+    counted_sums: dict[str, int] = {}
+    for kind, names in _attention_modules(model).items():
+        sums[kind] = formula[kind] * len(names)
+        counted_sums[kind] = sum(int(by_module.get(m, 0)) for m in names)
+        for m in names:
+            counted = int(by_module.get(m, 0))
+            layers.append(
+                {
+                    "module": m,
+                    "kind": kind,
+                    "macs_formula": formula[kind],
+                    "macs_counted": counted,
+                    "ratio_counted_to_formula": counted / formula[kind] if formula[kind] else None,
+                }
+            )
+    return layers, sums, counted_sums
+
+
 @hookimpl
 def archbench_analyze(ctx) -> dict[str, Any] | None:
     """Per-layer attention cost (Table 1: O(n²·d) self-attention) beside fvcore's count."""
@@ -195,31 +218,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
         "decoder_self": msa_macs(n_tgt, d) if n_tgt else 0,
         "cross": cross_attention_macs(n_tgt, n_src, d) if n_tgt else 0,
     }
-    equations = {
-        "encoder_self": "4nd^2 + 2n^2d, n = source length (Swin eq. 1 / archbench msa_macs)",
-        "decoder_self": "4nd^2 + 2n^2d, n = target length (the causal mask is an add; all n^2 "
-        "scores are computed)",
-        "cross": "2*n_q*d^2 (W^Q, W^O) + 2*n_kv*d^2 (W^K, W^V) + 2*n_q*n_kv*d (QK^T, AV), "
-        "n_q = target length, n_kv = source length",
-    }
-    by_module = ctx.flops.by_module
-    layers: list[dict[str, Any]] = []
-    sums: dict[str, int] = {}
-    counted_sums: dict[str, int] = {}
-    for kind, names in _attention_modules(ctx.model).items():
-        sums[kind] = formula[kind] * len(names)
-        counted_sums[kind] = sum(int(by_module.get(m, 0)) for m in names)
-        for m in names:
-            counted = int(by_module.get(m, 0))
-            layers.append(
-                {
-                    "module": m,
-                    "kind": kind,
-                    "macs_formula": formula[kind],
-                    "macs_counted": counted,
-                    "ratio_counted_to_formula": counted / formula[kind] if formula[kind] else None,
-                }
-            )
+    layers, sums, counted_sums = _attention_layers(ctx.model, ctx.flops.by_module, formula)
     total = sum(sums.values())
     counted_total = int(ctx.flops.macs_of_types(["MultiHeadAttention"]))
     n_quadratic = 2 * n_src * n_src * d  # the n^2 term of one encoder self-attention layer
@@ -235,7 +234,7 @@ def archbench_analyze(ctx) -> dict[str, Any] | None:
         result["attn_gmacs_decoder_self"] = sums["decoder_self"] / 1e9
         result["attn_gmacs_cross"] = sums["cross"] / 1e9
     result["mixer_formula"] = {
-        "equations": equations,
+        "equations": dict(_EQUATIONS),
         "d_model": d,
         "source_length": n_src,
         "target_length": n_tgt,

@@ -9,15 +9,8 @@ from __future__ import annotations
 from typing import Any
 
 from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
-from archbench.formulas import msa_crossover_tokens, msa_macs, padded_side, wmsa_macs
-from archbench.mixers import (
-    MixerConfig,
-    TokenMixer,
-    build_swap,
-    check_mixer_config,
-    get_token_mixer,
-    swap_columns,
-)
+from archbench.formulas import msa_crossover_tokens, msa_macs
+from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
 
 NAME = "vit"
 
@@ -32,6 +25,32 @@ def _variant(patch: int, dim: int, depth: int, heads: int, img: int, desc: str) 
         "num_classes": 1000,
     }
     return Variant(config=config, img_size=img, description=desc)
+
+
+# --------------------------------------------------------------------------- --mixer swaps
+
+#: Window and gnConv order of the swapped mixers in the isotropic ViT (Swin's M = 7; the
+#: gnConv order is a choice of ours, see docs/mixers.md).
+SWAP_WINDOW = 7
+SWAP_ORDER = 3
+
+
+def swap_stages(spec: ModelSpec) -> list[SwapStage]:
+    """One stage of ``depth`` blocks: the patch grid as a map, and the class token, which
+    a sequence mixer sees too (a 2-D mixer sees the map only; the core drops it there)."""
+    cfg = spec.config
+    grid = spec.img_size // cfg["patch_size"]
+    layer = MixerConfig(dim=cfg["embed_dim"], heads=cfg["num_heads"],
+                        window=min(SWAP_WINDOW, grid), order=SWAP_ORDER, size=grid,
+                        extra_tokens=1)
+    return [SwapStage(layer, cfg["depth"])]
+
+
+def swap_notes(spec: ModelSpec, mixer: TokenMixer) -> list[str]:
+    if mixer.layout == "tokens":
+        return ["the class token is kept: the mixer sees N = grid^2 + 1 tokens"]
+    return ["a 2-D mixer sees the patch grid without the class token; the head reads the "
+            "token average (as the HorNet paper's isotropic models do)"]
 
 
 VIT = Architecture(
@@ -52,6 +71,7 @@ VIT = Architecture(
     },
     token_mixer_types=("Attention",),
     mlp_types=("Mlp",),
+    mixer_swap=MixerSwap(stages=swap_stages, layout="tokens", notes=swap_notes),
 )
 
 
@@ -60,7 +80,7 @@ VIT = Architecture(
 
 def _check_heads(cfg: MixerConfig) -> None:
     if cfg.dim % cfg.heads:
-        raise UsageError(f"msa: --heads {cfg.heads} does not divide --dim {cfg.dim}")
+        raise UsageError(f"msa: the head count {cfg.heads} does not divide dim {cfg.dim}")
 
 
 def _build_msa(cfg: MixerConfig) -> Any:
@@ -108,84 +128,29 @@ def archbench_validate(spec: ModelSpec) -> None:
         )
     if cfg["depth"] < 1:
         raise UsageError(f"{spec.name}: depth must be at least 1, got {cfg['depth']}")
-    if spec.mixer and spec.mixer != "msa":
-        try:
-            check_mixer_config(get_token_mixer(spec.mixer), swap_config(spec))
-        except UsageError as exc:
-            raise UsageError(f"{spec.name}: --mixer {spec.mixer}: {exc}") from None
 
 
 @hookimpl
-def archbench_build_model(spec: ModelSpec):
+def archbench_build_model(spec: ModelSpec, swap):
+    """ViT, or with ``swap`` (``vit:small+gnconv``) the swapped mixer in every block; a
+    2-D mixer sees the patch grid as a map, so the class token is dropped and the head
+    reads the token average."""
     if spec.arch.name != NAME:
         return None
     from archbench_vit.model import VisionTransformer
 
-    if spec.mixer and spec.mixer != "msa":
-        return _build_swapped(spec)
-    return VisionTransformer(img_size=spec.img_size, **spec.config)
-
-
-# --------------------------------------------------------------------------- --mixer swaps
-
-#: Window and gnConv order of the swapped mixers in the isotropic ViT (Swin's M = 7; the
-#: gnConv order is a choice of ours, see docs/mixers.md).
-SWAP_WINDOW = 7
-SWAP_ORDER = 3
-
-
-def swap_config(spec: ModelSpec) -> MixerConfig:
-    """The one mixer layer of every block of a swapped ViT: the patch grid as a map."""
-    cfg = spec.config
-    grid = spec.img_size // cfg["patch_size"]
-    return MixerConfig(
-        dim=cfg["embed_dim"],
-        heads=cfg["num_heads"],
-        window=min(SWAP_WINDOW, grid),
-        order=SWAP_ORDER,
-        size=grid,
-    )
-
-
-def _build_swapped(spec: ModelSpec) -> Any:
-    """ViT with ``spec.mixer`` in every block. A mixer that needs a 2-D map (w-msa, gnConv)
-    sees the patch tokens as a grid x grid map: the class token is dropped and the head
-    reads the global average of the tokens instead (the isotropic models of the HorNet
-    paper pool the same way); a sequence mixer keeps the class token."""
-    from archbench_vit.model import VisionTransformer
-
-    cfg = swap_config(spec)
-    mixer = get_token_mixer(spec.mixer)
-    spatial = mixer.layout != "tokens"
-    return VisionTransformer(
-        img_size=spec.img_size,
-        **spec.config,
-        mixer_factory=lambda: build_swap(spec.mixer, cfg, "tokens"),
-        class_token=not spatial,
-    )
+    if swap is None:
+        return VisionTransformer(img_size=spec.img_size, **spec.config)
+    return VisionTransformer(img_size=spec.img_size, **spec.config,
+                             mixer_factory=lambda: swap(0), class_token=swap.layout == "tokens")
 
 
 @hookimpl
 def archbench_analyze(ctx) -> dict[str, Any] | None:
     """Global MSA cost, Swin paper eq. (1), per block and summed, beside the counted MACs."""
-    if ctx.spec.arch.name != NAME:
-        return None
+    if ctx.spec.arch.name != NAME or ctx.swap is not None:
+        return None  # a swapped model's mixer columns come from the core
     cfg = ctx.spec.config
-    if ctx.spec.mixer and ctx.spec.mixer != "msa":
-        layer = swap_config(ctx.spec)
-        pad = padded_side(layer.size, layer.window)
-        return swap_columns(
-            ctx.spec.mixer,
-            [(layer, cfg["depth"])],
-            as_msa=msa_macs(layer.tokens, layer.dim) * cfg["depth"],
-            as_wmsa=wmsa_macs(pad * pad, layer.dim, layer.window) * cfg["depth"],
-            notes=[
-                "a 2-D mixer sees the patch grid without the class token; the head reads "
-                "the token average"
-                if get_token_mixer(ctx.spec.mixer).layout != "tokens"
-                else "the class token is kept"
-            ],
-        )
     tokens = (ctx.spec.img_size // cfg["patch_size"]) ** 2 + 1  # patches + class token
     per_layer = msa_macs(tokens, cfg["embed_dim"])
     total = per_layer * cfg["depth"]

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from archbench_layers import Mlp
+
 
 class PatchEmbed(nn.Module):
     """Split the image into P×P patches and project each linearly (ViT eq. 1: x_p E).
@@ -55,19 +57,6 @@ class Attention(nn.Module):
         x = F.scaled_dot_product_attention(q, k, v)
         x = x.transpose(1, 2).reshape(B, N, C)
         return self.proj(x)
-
-
-class Mlp(nn.Module):
-    """The Transformer's position-wise MLP: two linear layers with a GELU between (ViT eq. 3)."""
-
-    def __init__(self, dim: int, hidden_dim: int) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(dim, hidden_dim)
-        self.act = nn.GELU()
-        self.fc2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc2(self.act(self.fc1(x)))
 
 
 class Block(nn.Module):

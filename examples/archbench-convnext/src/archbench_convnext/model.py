@@ -4,11 +4,15 @@ Structure and parameter names follow the official release (facebookresearch/Conv
 ``models/convnext.py``: ``downsample_layers``, ``stages``, ``norm``, ``head``; per block
 ``dwconv``, ``norm``, ``pwconv1``, ``pwconv2``, ``gamma``), so a release ``state_dict``
 loads with ``strict=True``. Stochastic depth is left out: archbench only runs inference.
+
+This module imports nothing from archbench: ``mixer_factory`` is any callable that
+returns a module taking and returning ``(B, C, H, W)``; archbench passes its ``--mixer``
+swap there.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -42,7 +46,9 @@ class PointwiseLinear(nn.Linear):
 
 class Block(nn.Module):
     """ConvNeXt block (Fig. 4): dwconv k×k → LN → Linear C→rC → GELU → Linear rC→C → layer
-    scale γ, plus the residual: x + γ·MLP(LN(dwconv(x)))."""
+    scale γ, plus the residual: x + γ·MLP(LN(dwconv(x))). ``mixer`` replaces the depth-wise
+    convolution (any module taking and returning ``(B, C, H, W)``); it keeps the name
+    ``dwconv``."""
 
     def __init__(
         self,
@@ -50,9 +56,10 @@ class Block(nn.Module):
         kernel_size: int = 7,
         mlp_ratio: int = 4,
         layer_scale_init_value: float = 1e-6,
+        mixer: nn.Module | None = None,
     ) -> None:
         super().__init__()
-        self.dwconv = DepthwiseConv2d(dim, kernel_size)
+        self.dwconv = DepthwiseConv2d(dim, kernel_size) if mixer is None else mixer
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = PointwiseLinear(dim, mlp_ratio * dim)
         self.act = nn.GELU()
@@ -75,7 +82,12 @@ class Block(nn.Module):
 
 class ConvNeXt(nn.Module):
     """ConvNeXt: a 4×4/4 "patchify" stem with LN (Sec. 2.2), stages of blocks separated by
-    LN + 2×2/2 convolutions (Sec. 2.6), global average pooling, LN and a linear head."""
+    LN + 2×2/2 convolutions (Sec. 2.6), global average pooling, LN and a linear head.
+
+    ``mixer_factory(stage)``, if given, is called once per block and returns that block's
+    token mixer in place of the depth-wise convolution (archbench's ``--mixer`` swap), on
+    ``(B, C, H, W)`` with the stage's width C.
+    """
 
     def __init__(
         self,
@@ -86,6 +98,7 @@ class ConvNeXt(nn.Module):
         layer_scale_init_value: float = 1e-6,
         in_chans: int = 3,
         num_classes: int = 1000,
+        mixer_factory: Callable[[int], nn.Module] | None = None,
     ) -> None:
         super().__init__()
         if len(depths) != len(dims):
@@ -103,9 +116,18 @@ class ConvNeXt(nn.Module):
             )
         self.stages = nn.ModuleList(
             nn.Sequential(
-                *(Block(dim, kernel_size, mlp_ratio, layer_scale_init_value) for _ in range(depth))
+                *(
+                    Block(
+                        dim,
+                        kernel_size,
+                        mlp_ratio,
+                        layer_scale_init_value,
+                        mixer=None if mixer_factory is None else mixer_factory(i),
+                    )
+                    for _ in range(depth)
+                )
             )
-            for depth, dim in zip(depths, dims)
+            for i, (depth, dim) in enumerate(zip(depths, dims))
         )
         self.norm = nn.LayerNorm(dims[-1], eps=1e-6)
         self.head = nn.Linear(dims[-1], num_classes)
@@ -115,12 +137,14 @@ class ConvNeXt(nn.Module):
     def _init_weights(module: nn.Module) -> None:
         if isinstance(module, (nn.Conv2d, nn.Linear)):
             nn.init.trunc_normal_(module.weight, std=0.02)
-            nn.init.zeros_(module.bias)
+            if module.bias is not None:  # a swapped-in mixer may have bias-free layers
+                nn.init.zeros_(module.bias)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         for downsample, stage in zip(self.downsample_layers, self.stages):
             x = stage(downsample(x))
-        return self.norm(x.mean((-2, -1)))  # global average pooling, then LN
+        # global average pooling (aten::mean, counted by the plugin's handler), then LN
+        return self.norm(x.mean((-2, -1)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.forward_features(x))

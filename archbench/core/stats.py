@@ -1,80 +1,14 @@
-"""Timing loops and the statistics of their samples.
-
-Rules: warm-up iterations are never timed; on CUDA each iteration is bracketed by CUDA
-events that are read after one synchronisation at the end of the trial (no host timer on
-asynchronous work, no synchronisation inside the timed loop); on the CPU each iteration is
-timed with ``perf_counter``. A row's samples come from several trials, and the runner
-interleaves models across trials (A B C A B C ...) so that drift hits all alike.
-"""
+"""Statistics of timing samples: percentiles, two-level bootstrap intervals of the median
+and of ratios of medians, and a row's latency columns. Pure Python and numpy, no torch."""
 
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-#: A row never gets fewer timed iterations than this, summed over its trials.
-MIN_ITERATIONS = 5
-#: Nor more than this in one trial, however fast the model (keeps a tiny model from
-#: spinning for minutes).
-MAX_ITERATIONS = 100_000
 #: Bootstrap resamples for confidence intervals.
 BOOTSTRAP_RESAMPLES = 2000
-
-
-def time_cpu(fn: Callable[[], Any], warmup: int, min_time: float,
-             min_iterations: int = MIN_ITERATIONS) -> list[float]:
-    """Per-iteration wall times in ms, until ``min_time`` seconds and ``min_iterations``."""
-    for _ in range(warmup):
-        fn()
-    samples: list[float] = []
-    spent = 0.0
-    while (spent < min_time or len(samples) < min_iterations) and len(samples) < MAX_ITERATIONS:
-        start = time.perf_counter()
-        fn()
-        elapsed = time.perf_counter() - start
-        samples.append(elapsed * 1e3)
-        spent += elapsed
-    return samples
-
-
-def time_cuda(fn: Callable[[], Any], warmup: int, min_time: float, device: Any,
-              min_iterations: int = MIN_ITERATIONS) -> list[float]:
-    """Per-iteration GPU times in ms from CUDA events, one synchronisation at the end.
-
-    The iteration count comes from the warm-up's own event timing, so that the timed
-    loop lasts about ``min_time`` without a synchronisation inside it.
-    """
-    import torch
-
-    torch.cuda.synchronize(device)
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    warm = max(warmup, 1)
-    start.record()
-    for _ in range(warm):
-        fn()
-    end.record()
-    torch.cuda.synchronize(device)
-    per_iter = start.elapsed_time(end) / warm / 1e3
-    count = min(MAX_ITERATIONS,
-                max(min_iterations, math.ceil(min_time / max(per_iter, 1e-7))))
-    events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-              for _ in range(count)]
-    for begin, finish in events:
-        begin.record()
-        fn()
-        finish.record()
-    torch.cuda.synchronize(device)
-    return [begin.elapsed_time(finish) for begin, finish in events]
-
-
-def time_trial(fn: Callable[[], Any], device: str, warmup: int, min_time: float,
-               min_iterations: int = MIN_ITERATIONS) -> list[float]:
-    """One trial on ``device`` (``cpu`` or ``cuda[:N]``): per-iteration times in ms."""
-    if device.startswith("cuda"):
-        return time_cuda(fn, warmup, min_time, device, min_iterations)
-    return time_cpu(fn, warmup, min_time, min_iterations)
 
 
 def percentile(samples: Sequence[float], q: float) -> float:

@@ -1,5 +1,6 @@
-"""FLOP counting (torch and fvcore are imported only when a count runs): fvcore's ``FlopCountAnalysis`` with archbench's handlers, and the context
-that ``archbench_analyze`` hooks receive.
+"""FLOP counting (torch and fvcore are imported only when a count runs): fvcore's
+``FlopCountAnalysis`` with archbench's handlers, and the context that ``archbench_analyze``
+hooks receive.
 
 Convention: fvcore counts one fused multiply-add as one "flop"; everything here is named
 MACs accordingly, and ``gflops`` columns are 2 × MACs.
@@ -14,17 +15,16 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archbench.spec import ModelSpec, RunSettings
+from archbench.core.settings import RunSettings
+from archbench.core.spec import ModelSpec
+from archbench.formulas import shape_of
 
 if TYPE_CHECKING:
     from torch import nn
 
+    from archbench.mixers.swap import Swap
+
 Handle = Callable[[list[Any], list[Any]], Any]
-
-
-def shape_of(value: Any) -> list[int]:
-    """Shape of a traced tensor value (``torch._C.Value``), for fvcore handlers."""
-    return list(value.type().sizes())
 
 
 def sdpa_macs_handle(inputs: list[Any], outputs: list[Any]) -> int:
@@ -104,6 +104,8 @@ class AnalysisContext:
     handlers: Mapping[str, Handle | None]
     #: The run's settings (``settings.mode == "train"`` asks for training FLOPs too).
     settings: RunSettings | None = None
+    #: The ``--mixer`` swap built into the model (mixer, per-stage configs), or None.
+    swap: Swap | None = None
 
     @functools.cached_property
     def flops(self) -> FlopCount:

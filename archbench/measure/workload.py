@@ -9,37 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archbench.spec import RunSettings
+from archbench.core.settings import RunSettings
+from archbench.measure.device import torch_dtype
 
 if TYPE_CHECKING:
     from torch import nn
 
-#: ``--dtype`` → (torch dtype name, TF32 allowed).
-DTYPES = {"fp32": ("float32", False), "tf32": ("float32", True),
-          "fp16": ("float16", False), "bf16": ("bfloat16", False)}
-
-
 class RecompiledError(RuntimeError):
     """``torch.compile`` compiled again while the model was being timed."""
-
-
-def torch_dtype(name: str) -> Any:
-    """The torch dtype of a ``--dtype`` name (fp32, tf32, fp16, bf16)."""
-    import torch
-
-    return getattr(torch, DTYPES[name][0])
-
-
-def apply_precision_flags(settings: RunSettings) -> dict[str, Any]:
-    """TF32 only when asked (``--dtype tf32``), cuDNN autotuning off; returns what was set."""
-    import torch
-
-    tf32 = DTYPES[settings.dtype][1]
-    torch.backends.cuda.matmul.allow_tf32 = tf32
-    torch.backends.cudnn.allow_tf32 = tf32
-    torch.backends.cudnn.benchmark = False
-    return {"tf32_matmul": tf32, "tf32_cudnn": tf32, "cudnn_benchmark": False,
-            "float32_matmul_precision": torch.get_float32_matmul_precision()}
 
 
 def place_model(model: nn.Module, settings: RunSettings) -> nn.Module:

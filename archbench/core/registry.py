@@ -6,7 +6,6 @@ No torch here: ``archbench list`` and all argument checking run before torch is 
 from __future__ import annotations
 
 import ast
-import dataclasses
 import difflib
 import fnmatch
 from collections.abc import Iterable, Mapping
@@ -14,7 +13,9 @@ from typing import Any
 
 import pluggy
 
-from archbench.spec import Architecture, ModelSpec, UsageError, Variant
+from archbench.core.errors import UsageError
+from archbench.core.spec import Architecture, ModelSpec, Variant
+from archbench.core.targets import Target
 
 
 class Registry:
@@ -33,12 +34,9 @@ class Registry:
 
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager) -> Registry:
-        archs = []
-        hook = pm.hook.archbench_architectures
-        for impl in hook.get_hookimpls():
-            for arch in impl.function() or []:
-                archs.append(dataclasses.replace(arch, plugin=impl.plugin_name))
-        return cls(archs)
+        """The architectures of every plugin (each marked with its plugin by the manager)."""
+        return cls(arch for registered in pm.hook.archbench_architectures()
+                   for arch in registered or [])
 
     def names(self) -> list[str]:
         return sorted(self.architectures)
@@ -69,19 +67,22 @@ class Registry:
 
     def resolve(
         self,
-        target: str,
+        target: str | Target,
         *,
         img_size: int | None = None,
         seq_len: int | None = None,
         overrides: Mapping[str, str] | None = None,
+        mixer: str | None = None,
     ) -> ModelSpec:
-        """``ARCH[:VARIANT]`` plus the CLI's input size and ``--set`` overrides → a spec."""
-        name, _, variant_name = target.partition(":")
-        arch = self.get(name)
-        variant_name = variant_name or arch.default_variant
-        if any(c in variant_name for c in "*?["):
-            raise UsageError(f"{target}: wildcards select names in archbench list "
-                             f"'{target}'; compare needs exact names")
+        """A target (see :mod:`archbench.core.targets`) → a spec. The run-level input size,
+        ``--set`` overrides and ``--mixer`` are defaults; the target's own win."""
+        if isinstance(target, str):
+            target = Target.parse(target)
+        arch = self.get(target.arch)
+        variant_name = target.variant or arch.default_variant
+        if any(c in variant_name for c in "*?"):
+            raise UsageError(f"{target.text}: wildcards select names in archbench list "
+                             f"'{target.text}'; compare needs exact names")
         variants = arch.variants
         if variant_name not in variants and arch.find_variants is not None:
             variants = arch.find_variants(variant_name)
@@ -91,24 +92,26 @@ class Registry:
             )
         variant = variants[variant_name]
         config = dict(variant.config)
-        applied = {}
-        for key, raw in (overrides or {}).items():
-            scope, dot, field_name = key.rpartition(".")
-            if dot and scope != arch.name:
-                continue  # ``swin.window_size=...`` does not concern this architecture
+        applied: dict[str, Any] = {}
+        scoped = {key.rpartition(".")[2]: (f"--set {key}", raw)
+                  for key, raw in (overrides or {}).items()
+                  if key.rpartition(".")[0] in ("", arch.name)}
+        own = {key: (target.text, raw) for key, raw in target.overrides.items()}
+        for field_name, (where, raw) in {**scoped, **own}.items():
             if field_name not in config:
                 raise UsageError(
-                    f"--set {key}: {arch.name}:{variant_name} has no config field "
+                    f"{where}: {arch.name}:{variant_name} has no config field "
                     f"{field_name!r}; its fields are: {', '.join(sorted(config))}"
                 )
             config[field_name] = applied[field_name] = parse_value(
-                raw, config[field_name], f"{key}"
+                raw, config[field_name], where if where == target.text else where[6:]
             )
+        mixer = target.mixer or mixer
         if arch.input_kind == "tokens":
-            return ModelSpec(arch, variant_name, config, seq_len=seq_len or variant.seq_len,
-                             overrides=applied)
-        return ModelSpec(arch, variant_name, config, img_size=img_size or variant.img_size,
-                         overrides=applied)
+            return ModelSpec(arch, variant_name, config, overrides=applied, mixer=mixer,
+                             seq_len=target.size or seq_len or variant.seq_len)
+        return ModelSpec(arch, variant_name, config, overrides=applied, mixer=mixer,
+                         img_size=target.size or img_size or variant.img_size)
 
 
 def parse_value(raw: str, default: Any, key: str) -> Any:
@@ -135,7 +138,9 @@ def parse_value(raw: str, default: Any, key: str) -> Any:
         return raw
     except (ValueError, SyntaxError):
         kind = type(default).__name__
-        raise UsageError(f"--set {key}={raw}: expected a value of type {kind}") from None
+        where = key if "[" in key else f"--set {key}={raw}"
+        raise UsageError(f"{where}: expected a value of type {kind} for {key.split('[')[0]!r}"
+                         if "[" in key else f"{where}: expected a value of type {kind}") from None
 
 
 def _unknown(what: str, name: str, choices: list[str]) -> str:

@@ -1,4 +1,5 @@
-"""The plain data that flows between the core and the plugins.
+"""The plain data that flows between the core and the plugins: architectures, their
+variants and the model specs resolved from the user's targets.
 
 Nothing here imports torch: ``archbench list`` reads these objects without it.
 """
@@ -8,17 +9,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from archbench.core.mixers import MixerSwap
 
 InputKind = Literal["image", "tokens"]
-
-
-class UsageError(Exception):
-    """Bad input from the user: the CLI prints the message on one line and exits with code 2.
-
-    Plugins raise it from ``archbench_validate`` (before any model is built) for a
-    configuration that cannot work, e.g. an image size the patch size does not divide.
-    """
 
 
 @dataclass(frozen=True)
@@ -62,6 +58,10 @@ class Architecture:
     #: ``archbench list 'timm:*convnext*'``). Raise ``UsageError`` with suggestions for an
     #: unknown exact name.
     find_variants: Callable[[str], Mapping[str, Variant]] | None = None
+    #: How ``--mixer NAME`` (``arch:variant+NAME``) puts another token mixer in every block;
+    #: None: the architecture takes no swaps and the core refuses ``--mixer`` before
+    #: anything is built. See :class:`archbench.mixers.MixerSwap` and docs/plugins.md.
+    mixer_swap: MixerSwap | None = None
     #: Filled in by the core: the name of the plugin that registered it.
     plugin: str = ""
 
@@ -90,11 +90,15 @@ class ModelSpec:
     #: ``--mixer NAME``: build the backbone with this token mixer (a name registered through
     #: ``archbench_token_mixers``) in every block instead of its own; None keeps its own.
     mixer: str | None = None
+    #: The row's name where it is not ``arch:variant...`` (a token mixer measured alone).
+    label: str | None = None
 
     @property
     def name(self) -> str:
         """``arch:variant``, plus the mixer swap and overrides, e.g.
-        ``swin:tiny+msa`` or ``vit:small[depth=6]``."""
+        ``swin:tiny+msa`` or ``vit:small[depth=6]``: the target syntax that asks for it."""
+        if self.label:
+            return self.label
         base = f"{self.arch.name}:{self.variant}"
         if self.mixer:
             base += f"+{self.mixer}"
@@ -111,32 +115,3 @@ class ModelSpec:
 
     def replace(self, **changes: Any) -> ModelSpec:
         return dataclasses.replace(self, **changes)
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How models are evaluated; built by the CLI from its options."""
-
-    batch_sizes: tuple[int, ...] = (1,)
-    device: str = "cpu"
-    #: fp32, tf32 (fp32 storage, TF32 matmuls and convolutions), fp16 or bf16.
-    dtype: str = "fp32"
-    warmup: int = 3
-    #: Seconds of timed iterations per row, over all its trials.
-    min_time: float = 1.0
-    #: Trials per row; models are interleaved across trials.
-    repeat: int = 5
-    threads: int | None = None
-    latency: bool = True
-    #: ``infer`` times a forward pass; ``train`` a forward, loss, backward and SGD step.
-    mode: Literal["infer", "train"] = "infer"
-    channels_last: bool = False
-    #: ``torch.compile`` mode (``default``, ``reduce-overhead``, ``max-autotune``), or None.
-    compile: str | None = None
-    cuda_graphs: bool = False
-    #: Find the largest batch that fits instead of using ``batch_sizes``.
-    max_batch: bool = False
-    #: Memory budget for ``max_batch`` in MB (None: 90% of the device's free memory).
-    max_memory_mb: float | None = None
-    #: Print tracebacks of failed rows to stderr.
-    debug: bool = False

@@ -193,7 +193,7 @@ def compare_figures(report: Any) -> dict[str, bytes]:
 def sweep_figures(report: Any) -> dict[str, bytes]:
     """GMACs, latency and memory of whole models against input tokens, log-log, one line
     per model (and batch size): the curves whose slopes the sweep's table fits."""
-    from archbench.analysis_tables import tokens_of
+    from archbench.report.tables import tokens_of
 
     plt = _pyplot()
     rows = [{**r, "tokens": tokens_of(r),

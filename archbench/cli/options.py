@@ -1,0 +1,177 @@
+"""What the commands share: errors as one line and exit 2, the plugin manager and registry,
+the measurement and output options (declared once), progress, and printing a report."""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, NoReturn
+
+import click
+
+from archbench.core.errors import UsageError
+from archbench.run.request import Measurement, Output
+
+EXIT_USAGE = 2
+
+
+def fail(message: str) -> NoReturn:
+    """A one-line error and exit code 2: the user's input cannot work."""
+    click.echo(f"archbench: error: {message}", err=True)
+    sys.exit(EXIT_USAGE)
+
+
+@contextlib.contextmanager
+def usage_errors() -> Iterator[None]:
+    """Turn a UsageError raised while checking the input into ``fail``."""
+    try:
+        yield
+    except UsageError as exc:
+        fail(str(exc))
+
+
+def setup() -> tuple[Any, Any]:
+    """The plugin manager (one per process) and the architecture registry; no torch."""
+    from pluggy import PluginValidationError
+
+    from archbench.core.registry import Registry
+    from archbench.plugins import get_plugin_manager
+
+    try:
+        pm = get_plugin_manager()
+        return pm, Registry.from_plugins(pm)
+    except PluginValidationError as exc:
+        fail(f"invalid plugin: {exc}")
+    except UsageError as exc:
+        fail(str(exc))
+
+
+def command_line() -> str:
+    return shlex.join(["archbench", *sys.argv[1:]])
+
+
+def progress(message: str) -> None:
+    click.echo(message, err=True)
+
+
+def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
+    return [
+        click.option("--batch-size", "batch_sizes", multiple=True, metavar="N[,N...]",
+                     help="Batch size(s); repeatable or comma-separated. Default 1."),
+        click.option("--max-batch", is_flag=True, help="Find the largest batch that fits "
+                     "(doubling, then bisection) and time that; not with --batch-size."),
+        click.option("--max-memory", type=click.FloatRange(min=0, min_open=True), metavar="MB",
+                     help="Memory budget for --max-batch and for skipping token-mixer sizes "
+                     "(default: 90% of free memory)."),
+        click.option("--device", default="auto", show_default=True,
+                     help="auto, cpu, cuda or cuda:N."),
+        click.option("--dtype", type=click.Choice(["fp32", "tf32", "fp16", "bf16"]),
+                     default="fp32", show_default=True, help="Evaluation dtype; TF32 matmuls "
+                     "only with tf32 (counting always runs in fp32)."),
+        click.option("--amp", is_flag=True,
+                     help="Shorthand for --dtype bf16 (fp16 on GPUs without bf16)."),
+        click.option("--mode", type=click.Choice(["infer", "train"]), default="infer",
+                     show_default=True, help="Time a forward pass, or a training step "
+                     "(forward, loss, backward, SGD step)."),
+        click.option("--channels-last", is_flag=True, help="Channels-last memory format."),
+        click.option("--compile", "compile_mode", is_flag=False, flag_value="default",
+                     default=None, metavar="[MODE]", help="torch.compile the model (default, "
+                     "reduce-overhead, max-autotune); compile time is its own column."),
+        click.option("--cuda-graphs", is_flag=True, help="Replay a captured CUDA graph."),
+        click.option("--warmup", type=click.IntRange(min=0), default=warmup, show_default=True,
+                     help="Untimed iterations before the first trial."),
+        click.option("--min-time", type=click.FloatRange(min=0), default=min_time,
+                     show_default=True, help="Seconds of timed iterations per row, over all "
+                     "trials (at least 5 iterations)."),
+        click.option("--repeat", type=click.IntRange(min=1), default=repeat, show_default=True,
+                     help="Trials per row; rows of a group are interleaved across trials."),
+        click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch "
+                     "(default: torch's own choice; recorded either way)."),
+        click.option("--no-latency", is_flag=True, help="Complexity only: params, FLOPs, "
+                     "formulas."),
+        click.option("--debug", is_flag=True, help="Print tracebacks of failed rows."),
+        click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
+                     show_default=True, help="Folder that receives a fresh run folder."),
+        click.option("--format", "formats", multiple=True, metavar="FMT",
+                     help="Report format(s): csv, md, json (default all) or a plugin's."),
+        click.option("--executor", default="local", show_default=True,
+                     envvar="ARCHBENCH_EXECUTOR", help="Where tasks run (local: this process)."),
+    ]
+
+
+def measurement_options(warmup: int = 3, min_time: float = 1.0, repeat: int = 5
+                        ) -> Callable[[Callable], Callable]:
+    """The options of every measuring command (compare, sweep, mixers), with the command's
+    own timing defaults; they arrive as one ``measurement`` keyword (a :class:`Measurement`)
+    and one ``output`` keyword (an :class:`Output`)."""
+
+    def decorate(command: Callable) -> Callable:
+        def bundled(**kwargs: Any) -> Any:
+            output = Output(out=kwargs.pop("out"), formats=kwargs.pop("formats"),
+                            executor=kwargs.pop("executor"))
+            fields = Measurement.__dataclass_fields__
+            measurement = Measurement(**{k: kwargs.pop(k) for k in list(kwargs)
+                                         if k in fields})
+            return command(measurement=measurement, output=output, **kwargs)
+
+        bundled.__name__, bundled.__doc__ = command.__name__, command.__doc__
+        bundled.__click_params__ = list(getattr(command, "__click_params__", []))
+        for option in reversed(_options(warmup, min_time, repeat)):
+            bundled = option(bundled)
+        return bundled
+
+    return decorate
+
+
+def model_options(command: Callable) -> Callable:
+    """``--set`` and ``--mixer``: run-level defaults that a target's own
+    ``+MIXER``/``[KEY=VALUE]`` override."""
+    command = click.option(
+        "--mixer", metavar="NAME", help="Default token mixer for every target, in every block "
+        "(see 'archbench mixers'); a target's own +MIXER wins.")(command)
+    return click.option(
+        "--set", "overrides", multiple=True, metavar="KEY=VALUE",
+        help="Override a config field of every model (ARCH.KEY=VALUE for one architecture), "
+        "e.g. --set depth=6; a target's own [KEY=VALUE] wins.")(command)
+
+
+def run_plan(pm: Any, plan_fn: Callable[[], Any], output: Output) -> None:
+    """Check everything (exit 2 on bad input), run the plan in a session, print the
+    report, and exit with the session's code."""
+    from archbench.run.executor import make_executor
+    from archbench.run.session import EXIT_INTERRUPTED, Session
+
+    with usage_errors():
+        plan = plan_fn()
+        executor = make_executor(output.executor, pm, progress)
+        session = Session(pm, plan, output.out, output.formats, command_line(), progress)
+    code = session.run(executor)
+    if code == EXIT_INTERRUPTED:
+        click.echo(f"\ninterrupted: {len(session.report.rows)} finished row(s) are in "
+                   f"{session.run_dir}", err=True)
+        sys.exit(code)
+    print_report(session.report)
+    click.echo(f"\nreports: {session.run_dir}/ "
+               f"({', '.join(w.filename for w in session.writers)})", err=True)
+    sys.exit(code)
+
+
+def frame_text(frame: Any) -> str:
+    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
+
+
+def print_report(report: Any) -> None:
+    """The summary table, the derived tables, then one line per failed row."""
+    import pandas as pd
+
+    click.echo(frame_text(report.summary_frame()))
+    for title, rows in report.tables.items():
+        if rows:
+            click.echo(f"\n{title}")
+            click.echo(frame_text(pd.DataFrame(rows)))
+    for row in report.rows:
+        if row["status"] not in ("ok", "skipped"):
+            click.echo(f"{row['model']} ({row['input']}): {row['status']}: {row['error']}")

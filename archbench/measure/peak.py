@@ -1,0 +1,22 @@
+"""The device's own dense matmul rate, against which a row's achieved GMAC/s is a fraction."""
+
+from __future__ import annotations
+
+import functools
+import statistics
+
+
+@functools.cache
+def matmul_peak_gmacs_per_s(device: str, dtype: str) -> float:
+    """A large square matmul on ``device`` in ``dtype``, timed like the models, in GMAC/s
+    (n³ multiply-adds per product). Measured once per process, device and dtype."""
+    import torch
+
+    from archbench.measure import timing
+    from archbench.measure.device import torch_dtype
+
+    n = 8192 if device.startswith("cuda") else 2048
+    a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+    b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
+    samples = timing.time_trial(lambda: a @ b, device, warmup=2, min_time=0.5)
+    return n**3 / (statistics.median(samples) / 1e3) / 1e9

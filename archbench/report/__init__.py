@@ -1,0 +1,1 @@
+"""The report: rows, tables, figures, environment, merged runs; atomic writes."""

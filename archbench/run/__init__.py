@@ -1,0 +1,1 @@
+"""Running measurements: plan → tasks → executor → rows → session."""

@@ -1,0 +1,38 @@
+"""The local executor: tasks run one after another in this process, exactly as they would
+in a worker, and their rows stream back as they finish."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from archbench.run.task import RowResult, Task
+
+
+class LocalExecutor:
+    """Runs each submitted task in this process with this process's plugin manager."""
+
+    def __init__(self, pm: Any, progress: Callable[[str], None] = lambda _: None) -> None:
+        self.pm = pm
+        self.progress = progress
+        self.queue: deque[Task] = deque()
+
+    def submit(self, tasks: Sequence[Task]) -> None:
+        self.queue.extend(tasks)
+
+    def results(self) -> Iterator[RowResult]:
+        from archbench.run.worker import run_task
+
+        total = len(self.queue)
+        while self.queue:
+            task = self.queue.popleft()
+            self.progress(f"[task {total - len(self.queue)}/{total}] {task.label}")
+            yield from run_task(self.pm, task, self.progress)
+
+    def cancel(self) -> None:
+        self.queue.clear()
+
+    def close(self) -> None:
+        self.queue.clear()
+

@@ -1,0 +1,182 @@
+"""Turning a command's request into tasks, with every check that can fail done first: a
+plan either holds runnable tasks or raises :class:`archbench.UsageError` before anything
+is built or written.
+
+- ``compare``: one task (one comparison group) of every target, or one task per target
+  with ``--no-latency`` (counting needs no shared device, so it can fan out).
+- ``sweep``: one group per input size.
+- ``mixers``: one group per feature-map side, each mixer alone as a spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from archbench.core.errors import UsageError
+from archbench.core.mixers import REFERENCE_MIXER, collect_mixers, find_mixer
+from archbench.core.registry import Registry
+from archbench.core.settings import COMPILE_MODES, RunSettings, check_device_name, int_list
+from archbench.core.spec import ModelSpec
+from archbench.core.targets import Target
+from archbench.run.request import Measurement, MixerRequest, ModelRequest
+from archbench.run.task import Task
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The tasks of one run, what was asked (``names``, for the run folder), the settings
+    recorded in the report, and the derived tables the session adds when the run ends."""
+
+    kind: str
+    tasks: tuple[Task, ...]
+    names: tuple[str, ...]
+    settings: dict[str, Any]
+    tables: tuple[str, ...] = ()
+
+
+def plan_models(pm: Any, registry: Registry, request: ModelRequest) -> Plan:
+    """The plan of ``compare`` or ``sweep``; UsageError for anything that cannot run."""
+    specs, size_index = model_specs(pm, registry, request)
+    settings = run_settings(request.measurement)
+    if settings.mode == "train":
+        check_trainable(pm, specs)
+    if not settings.latency:
+        groups = [[i] for i in range(len(specs))]
+    else:  # a compare is one comparison group; a sweep has one per size
+        by_size: dict[int, list[int]] = {}
+        for i, index in enumerate(size_index):
+            by_size.setdefault(index if request.kind == "sweep" else 0, []).append(i)
+        groups = list(by_size.values())
+    tasks = tuple(Task(n, tuple(specs[i] for i in group), settings, tuple(group))
+                  for n, group in enumerate(groups))
+    tables = ("ratios", "slopes") if request.kind == "sweep" else ("ratios",)
+    return Plan(request.kind, tasks, tuple(dict.fromkeys(request.targets)),
+                dataclasses.asdict(settings), tables)
+
+
+def model_specs(pm: Any, registry: Registry, request: ModelRequest
+                ) -> tuple[list[ModelSpec], list[int]]:
+    """Every target at every requested input size, checked by the plugins and the core, and
+    the index of the size each was asked at (a sweep's comparison groups)."""
+    overrides = parse_overrides(request.overrides)
+    for option, values in (("--img-size", request.img_sizes), ("--seq-len", request.seq_lens)):
+        if any(v is not None and v < 1 for v in values):
+            raise UsageError(f"{option} must be at least 1, got {min(v for v in values if v)}")
+    targets = [Target.parse(t) for t in request.targets]
+    tokens = [t for t in targets if registry.get(t.arch).input_kind == "tokens"]
+    images = [t for t in targets if t not in tokens]
+    found: dict[tuple[str, str], tuple[ModelSpec, int]] = {}  # size by size, in order
+    for i in range(max(len(request.img_sizes), len(request.seq_lens))):
+        for t in targets:
+            sizes = request.seq_lens if t in tokens else request.img_sizes
+            if i < len(sizes):
+                spec = registry.resolve(t, overrides=overrides, mixer=request.mixer,
+                                        **{"seq_len" if t in tokens else "img_size": sizes[i]})
+                found.setdefault((spec.name, spec.input_desc), (spec, i))
+    specs = [spec for spec, _ in found.values()]
+    if any(request.img_sizes) and not images:
+        raise UsageError(f"{_option(request, 'img')} applies to image models; {tokens[0].text} "
+                         f"takes token sequences: use {_option(request, 'seq')}")
+    if any(request.seq_lens) and not tokens:
+        raise UsageError(f"{_option(request, 'seq')} applies to token models; "
+                         f"{images[0].text} takes images: use {_option(request, 'img')}")
+    mixers = collect_mixers(pm) if any(s.mixer for s in specs) else {}
+    for spec in specs:
+        limit = spec.arch.max_seq_len
+        if spec.seq_len is not None and limit is not None and spec.seq_len > limit:
+            raise UsageError(f"{spec.name}: --seq-len {spec.seq_len} is above the "
+                             f"architecture's maximum of {limit}")
+        pm.hook.archbench_validate(spec=spec)
+        if spec.mixer:
+            from archbench.mixers.swap import plan_swap
+
+            plan_swap(spec, mixers)
+    return specs, [i for _, i in found.values()]
+
+
+def _option(request: ModelRequest, kind: str) -> str:
+    names = {"img": ("--img-size", "--img-sizes"), "seq": ("--seq-len", "--seq-lens")}[kind]
+    return names[request.kind == "sweep"]
+
+
+def parse_overrides(values: Sequence[str]) -> dict[str, str]:
+    """``--set KEY=VALUE`` options → {KEY: VALUE}."""
+    result = {}
+    for item in values:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE (e.g. --set depth=6)")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def run_settings(m: Measurement) -> RunSettings:
+    """The measurement options checked against each other and the machine."""
+    from archbench.measure.device import amp_dtype, resolve_device
+
+    if m.max_batch and m.batch_sizes:
+        raise UsageError("--max-batch finds the batch size itself; drop --batch-size")
+    check_device_name(m.device)
+    device = resolve_device(m.device)
+    dtype = amp_dtype(device) if m.amp else m.dtype
+    if m.cuda_graphs and not device.startswith("cuda"):
+        raise UsageError(f"--cuda-graphs needs a CUDA device; this run is on {device}")
+    if m.compile_mode is not None:
+        import torch
+
+        if not hasattr(torch, "compile"):
+            raise UsageError(f"--compile needs torch.compile (torch >= 2.0); this is torch "
+                             f"{torch.__version__}")
+        if m.compile_mode not in COMPILE_MODES:
+            raise UsageError(f"--compile {m.compile_mode!r}: expected default, "
+                             "reduce-overhead or max-autotune")
+    return RunSettings(
+        batch_sizes=int_list(m.batch_sizes or ("1",), "--batch-size"), device=device,
+        dtype=dtype, warmup=m.warmup, min_time=m.min_time, repeat=m.repeat, threads=m.threads,
+        latency=not m.no_latency, mode=m.mode, channels_last=m.channels_last,
+        compile=m.compile_mode, cuda_graphs=m.cuda_graphs, max_batch=m.max_batch,
+        max_memory_mb=m.max_memory, debug=m.debug,
+    )
+
+
+def check_trainable(pm: Any, specs: Sequence[ModelSpec]) -> None:
+    """``--mode train`` needs parameters that require grad; checked on the meta device."""
+    import torch
+
+    from archbench.mixers.swap import plan_swap
+
+    mixers = collect_mixers(pm) if any(s.mixer for s in specs) else {}
+    for spec in specs:
+        with torch.device("meta"):
+            model = pm.hook.archbench_build_model(spec=spec, swap=plan_swap(spec, mixers))
+        if model is not None and not any(p.requires_grad for p in model.parameters()):
+            raise UsageError(f"--mode train: {spec.name} has no parameters that require grad")
+
+
+def plan_mixers(pm: Any, request: MixerRequest) -> Plan:
+    """The plan of ``mixers``: each mixer alone at each size, one group per size."""
+    from archbench.measure.device import memory_budget_mb
+    from archbench.mixers.alone import mixer_spec
+
+    mixers = collect_mixers(pm)
+    if not mixers:
+        raise UsageError("no token mixer is registered (archbench_token_mixers)")
+    names = list(dict.fromkeys(request.names)) or sorted(
+        mixers, key=lambda n: (n != REFERENCE_MIXER, list(mixers).index(n)))
+    chosen = [find_mixer(mixers, name) for name in names]
+    settings = run_settings(request.measurement)
+    budget = memory_budget_mb(settings)
+    tasks = []
+    for n, size in enumerate(request.sizes):
+        cfg = dataclasses.replace(request.base, size=size)
+        specs = tuple(mixer_spec(m, cfg, budget, settings.dtype, max(settings.batch_sizes))
+                      for m in chosen)
+        # rows in the report: each mixer across its sizes, then the next mixer
+        positions = tuple(i * len(request.sizes) + n for i in range(len(chosen)))
+        tasks.append(Task(n, specs, settings, positions))
+    recorded = {**dataclasses.asdict(settings), **dataclasses.asdict(request.base),
+                "sizes": list(request.sizes), "memory_budget_mb": budget}
+    return Plan("mixers", tuple(tasks), tuple(names), recorded, ("mixers",))

@@ -1,0 +1,63 @@
+"""What a command asks for, as parsed by the CLI and before any check against the plugins:
+plain data handed to the plan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from archbench.core.mixers import MixerConfig
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """The measurement options every measuring command shares (``cli/options.py``)."""
+
+    batch_sizes: tuple[str, ...] = ()
+    max_batch: bool = False
+    max_memory: float | None = None
+    device: str = "auto"
+    dtype: str = "fp32"
+    amp: bool = False
+    mode: str = "infer"
+    channels_last: bool = False
+    compile_mode: str | None = None
+    cuda_graphs: bool = False
+    warmup: int = 3
+    min_time: float = 1.0
+    repeat: int = 5
+    threads: int | None = None
+    no_latency: bool = False
+    debug: bool = False
+
+
+@dataclass(frozen=True)
+class Output:
+    """Where and what the session writes, and which executor runs the tasks."""
+
+    out: Path = Path("results")
+    formats: tuple[str, ...] = ()
+    executor: str = "local"
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """``compare`` (one input size) or ``sweep`` (several) over targets."""
+
+    kind: str
+    targets: tuple[str, ...]
+    measurement: Measurement = field(default_factory=Measurement)
+    img_sizes: tuple[int | None, ...] = (None,)
+    seq_lens: tuple[int | None, ...] = (None,)
+    overrides: tuple[str, ...] = ()
+    mixer: str | None = None
+
+
+@dataclass(frozen=True)
+class MixerRequest:
+    """``mixers``: token mixers alone, across feature-map sides."""
+
+    names: tuple[str, ...]
+    base: MixerConfig
+    sizes: tuple[int, ...]
+    measurement: Measurement = field(default_factory=Measurement)

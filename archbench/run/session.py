@@ -1,0 +1,172 @@
+"""The session: the only writer of a run. It owns the run folder, the report and its
+environment, writes every file atomically after every finished row, adds the derived tables
+when the run ends, turns Ctrl-C and SIGTERM into a clean stop (every finished row on disk),
+and decides the exit code, the same way for every command."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import re
+import signal
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from archbench.core.errors import UsageError
+from archbench.report.report import Report, ReportWriter
+from archbench.run.executor import Executor
+from archbench.run.plan import Plan
+from archbench.run.task import RowResult
+
+EXIT_OK = 0
+#: Some row's status is ``error`` or ``oom``.
+EXIT_FAILED_ROWS = 1
+#: Bad input, reported in one line before any model is built.
+EXIT_USAGE = 2
+#: Ctrl-C or SIGTERM; every finished row is in the files.
+EXIT_INTERRUPTED = 130
+#: Statuses that make a run fail (``skipped`` rows were not run on purpose).
+FAILED = ("error", "oom")
+#: What the worker reports about where it measured that the report's environment keeps.
+WORKER_ENVIRONMENT = ("tf32_matmul", "tf32_cudnn", "cudnn_benchmark",
+                      "float32_matmul_precision", "matmul_peak_gmacs_per_s")
+
+
+def report_writers(pm: Any) -> dict[str, ReportWriter]:
+    """Format name → writer; a later plugin's writer replaces an earlier one's."""
+    return {w.format: w for ws in reversed(pm.hook.archbench_report_writers()) for w in ws}
+
+
+def choose_writers(pm: Any, formats: Sequence[str]) -> list[ReportWriter]:
+    writers = report_writers(pm)
+    unknown = [f for f in formats if f not in writers]
+    if unknown:
+        raise UsageError(f"--format {unknown[0]!r}: choose from {', '.join(sorted(writers))}")
+    return [writers[f] for f in dict.fromkeys(formats or writers)]
+
+
+def folder_name(kind: str, names: Sequence[str], limit: int = 60) -> str:
+    """``<date>-<time>-<kind>-<what was asked>``, made safe for a file name and a shell
+    glob (``swin:tiny[window_size=14]`` → ``swin-tiny-window_size-14``), and shortened with
+    a hash of the whole when long."""
+    asked = "_".join(dict.fromkeys(names))
+    safe = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_.+@-]", "-", asked)).strip("-")
+    if len(safe) > limit:
+        safe = safe[:limit - 7].rstrip("-_") + "-" + hashlib.sha1(asked.encode()).hexdigest()[:6]
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return f"{stamp}-{kind}-{safe}" if safe else f"{stamp}-{kind}"
+
+
+def make_run_dir(out: Path, kind: str, names: Sequence[str]) -> Path:
+    """A fresh folder under ``out``; UsageError if it cannot be written."""
+    base = folder_name(kind, names)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for n in range(1000):
+            run_dir = out / (base if n == 0 else f"{base}-{n}")
+            try:
+                run_dir.mkdir()
+                break
+            except FileExistsError:
+                continue
+        probe = run_dir / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"--out {out}: cannot write there ({exc.strerror or exc})") from None
+    return run_dir
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM stops the run like Ctrl-C does (in the main thread, where signals arrive)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Session:
+    """One run of a plan: ``Session(pm, plan, ...)`` checks the formats and makes the run
+    folder (UsageError if either is wrong); ``run(executor)`` runs it and returns the exit
+    code, leaving ``report`` and ``run_dir`` for the command to print."""
+
+    def __init__(self, pm: Any, plan: Plan, out: Path, formats: Sequence[str], command: str,
+                 progress: Callable[[str], None] = lambda _: None) -> None:
+        self.plan = plan
+        self.progress = progress
+        self.writers = choose_writers(pm, formats)
+        self.run_dir = make_run_dir(out, plan.kind, plan.names)
+        self.report = Report(kind=plan.kind, command=command,
+                             created=dt.datetime.now(dt.timezone.utc).isoformat(
+                                 timespec="seconds"),
+                             environment={}, settings=plan.settings)
+        self.interrupted = False
+
+    def run(self, executor: Executor) -> int:
+        from archbench.report import environment
+
+        self.report.environment = environment.collect(self.plan.settings["device"])
+        self.report.complete = False
+        self.write()  # whole (empty) files from the start
+        try:
+            with sigterm_interrupts():
+                executor.submit(self.plan.tasks)
+                for result in executor.results():
+                    self.add(result)
+        except KeyboardInterrupt:
+            self.interrupted = True
+            executor.cancel()
+        finally:
+            executor.close()
+        if self.interrupted:
+            self.write()
+            return EXIT_INTERRUPTED
+        self.finish()
+        failed = any(row["status"] in FAILED for row in self.report.rows)
+        return EXIT_FAILED_ROWS if failed else EXIT_OK
+
+    def add(self, result: RowResult) -> None:
+        for key in WORKER_ENVIRONMENT:
+            if key in result.where:
+                self.report.environment.setdefault(key, result.where[key])
+        details = {**result.details, "group": result.task, "where": result.where}
+        self.report.add_row(result.row, details, result.key)
+        self.write()
+
+    def finish(self) -> None:
+        """The derived tables and the figures, then the last write."""
+        from archbench.report.tables import DERIVED
+
+        for name in self.plan.tables:
+            self.report.tables.update(DERIVED[name](self.report))
+        self.report.complete = True
+        self.write()
+
+    def write(self) -> None:
+        for writer in self.writers:
+            writer.write(self.report, self.run_dir)
+
+
+def write_merged(pm: Any, run_dirs: Sequence[Path], out: Path, command: str
+                 ) -> tuple[Report, Path]:
+    """``archbench report``: several run folders merged into a fresh one under ``out``."""
+    from archbench.report.merge import merge_runs
+
+    merged = merge_runs(list(run_dirs), command,
+                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+    run_dir = make_run_dir(out, "report", sorted({r["arch"] for r in merged.rows}))
+    for writer in report_writers(pm).values():
+        writer.write(merged, run_dir)
+    return merged, run_dir

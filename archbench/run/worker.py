@@ -1,0 +1,240 @@
+"""Running one :class:`~archbench.run.task.Task` in this process: build (hook) → analyse
+(hooks, one fvcore count) → place on the device → time (one interleaved timing path) →
+evaluate (hooks) → :class:`~archbench.run.task.RowResult`. Every executor runs tasks
+through :func:`run_task`; a failure inside one model costs its rows, never the task.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import traceback
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from archbench.core.columns import merge_answers, split_columns
+from archbench.core.errors import RowSkipped, error_text
+from archbench.core.spec import ModelSpec
+from archbench.measure import timing
+from archbench.measure.device import apply_precision_flags, is_oom, release_memory
+from archbench.mixers.swap import Swap, plan_swap
+from archbench.run.task import RowResult, Task
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from archbench.measure.workload import Workload
+
+Progress = Callable[[str], None]
+
+
+def run_task(pm: Any, task: Task, progress: Progress) -> Iterator[RowResult]:
+    """The rows of ``task``, each yielded as soon as it is finished."""
+    return TaskRun(pm, task, progress).rows()
+
+
+@dataclass
+class Prepared:
+    """A built, analysed model on its device, and its workloads by batch size."""
+
+    spec: ModelSpec
+    position: int
+    model: nn.Module
+    columns: dict[str, Any]
+    details: dict[str, Any]
+    workloads: dict[int, Workload] = field(default_factory=dict)
+    extra: dict[int, dict[str, Any]] = field(default_factory=dict)
+
+
+class TaskRun:
+    """One task's run: the stages, each through ``pm.hook`` so plugin wrappers apply."""
+
+    def __init__(self, pm: Any, task: Task, progress: Progress) -> None:
+        self.pm = pm
+        self.hook = pm.hook
+        self.task = task
+        self.settings = task.settings
+        self.progress = progress
+        self.where: dict[str, Any] = {"host": socket.gethostname(), "pid": os.getpid(),
+                                      "device": self.settings.device}
+        self._mixers: dict | None = None
+
+    # -- the stages ---------------------------------------------------------------------
+
+    def swap(self, spec: ModelSpec) -> Swap | None:
+        if not spec.mixer:
+            return None
+        if self._mixers is None:
+            from archbench.core.mixers import collect_mixers
+
+            self._mixers = collect_mixers(self.pm)
+        return plan_swap(spec, self._mixers)
+
+    def build(self, spec: ModelSpec, swap: Swap | None) -> nn.Module:
+        model = self.hook.archbench_build_model(spec=spec, swap=swap)
+        if model is None:
+            raise RuntimeError(f"no plugin builds {spec.arch.name!r} (registered by "
+                               f"{spec.arch.plugin!r})")
+        return model.eval()
+
+    def inputs(self, spec: ModelSpec, model: nn.Module, batch_size: int) -> tuple[Any, ...]:
+        return tuple(self.hook.archbench_example_inputs(spec=spec, model=model,
+                                                        batch_size=batch_size))
+
+    def analyze(self, spec: ModelSpec, model: nn.Module, swap: Swap | None
+                ) -> tuple[dict, dict]:
+        import torch
+
+        from archbench.measure.counting import AnalysisContext
+
+        handlers = dict(swap.mixer.flop_handlers() if swap and swap.mixer.flop_handlers
+                        else {})
+        handlers.update(merge_answers(self.hook.archbench_flop_handlers(spec=spec),
+                                      what="FLOP handler for"))
+        ctx = AnalysisContext(spec=spec, model=model, inputs=self.inputs(spec, model, 1),
+                              handlers=handlers, settings=self.settings, swap=swap)
+        with torch.no_grad():
+            return split_columns(merge_answers(self.hook.archbench_analyze(ctx=ctx)))
+
+    def workload(self, item: Prepared, batch_size: int) -> Workload:
+        from archbench.measure.workload import make_workload, place_inputs
+
+        inputs = place_inputs(self.inputs(item.spec, item.model, batch_size), self.settings)
+        return make_workload(item.model, inputs, batch_size, self.settings)
+
+    def evaluate(self, item: Prepared, size: int, trials: list[list[float]]
+                 ) -> tuple[dict, dict]:
+        answers = self.hook.archbench_evaluate(
+            spec=item.spec, model=item.model, workload=item.workloads[size], batch_size=size,
+            settings=self.settings, trials=trials, analysis=item.columns,
+            peak_gmacs_per_s=self.where.get("matmul_peak_gmacs_per_s"))
+        return split_columns(merge_answers([item.extra.get(size), *answers]))
+
+    # -- the run ------------------------------------------------------------------------
+
+    def rows(self) -> Iterator[RowResult]:
+        import torch
+
+        if self.settings.threads:
+            torch.set_num_threads(self.settings.threads)
+        self.where.update(apply_precision_flags(self.settings), threads=torch.get_num_threads())
+        prepared = []
+        for spec, position in zip(self.task.specs, self.task.positions):
+            self.progress(f"{spec.name} ({spec.input_desc}): building and counting")
+            item, failed = self.prepare(spec, position)
+            yield from failed
+            if item is not None:
+                prepared.append(item)
+        if prepared:
+            yield from self.time(prepared)
+
+    def prepare(self, spec: ModelSpec, position: int) -> tuple[Prepared | None, list[RowResult]]:
+        """Build and analyse; without latency, the row is finished here and the model freed."""
+        from archbench.measure.workload import place_model
+
+        sizes = (None,) if self.settings.max_batch else self.settings.batch_sizes
+        model = None
+        try:
+            swap = self.swap(spec)
+            model = self.build(spec, swap)
+            columns, details = self.analyze(spec, model, swap)
+            if self.settings.latency:
+                model = place_model(model, self.settings)
+        except Exception as exc:
+            del model
+            return None, self.fail(spec, position, sizes, {}, {}, exc)
+        if not self.settings.latency:
+            del model
+            release_memory()
+            return None, [self.result(spec, position, None, columns, details)]
+        return Prepared(spec, position, model, columns, details), []
+
+    def time(self, prepared: list[Prepared]) -> Iterator[RowResult]:
+        from archbench.measure.peak import matmul_peak_gmacs_per_s
+
+        settings = self.settings
+        if "matmul_peak_gmacs_per_s" not in self.where:
+            self.progress(f"measuring the {settings.device} {settings.dtype} matmul peak")
+            self.where["matmul_peak_gmacs_per_s"] = matmul_peak_gmacs_per_s(
+                settings.device, settings.dtype)
+        slots = []
+        for item in prepared:
+            sizes, failed = self.batch_sizes(item)
+            yield from failed
+            slots += [timing.Slot((item, size), self.make(item, size),
+                                  lambda item=item, size=size: item.workloads[size]
+                                  .check_no_recompile()) for size in sizes]
+        for slot, exc in timing.interleave(slots, settings.device, settings.warmup,
+                                           settings.min_time, settings.repeat, self.progress):
+            item, size = slot.key
+            yield (self.fail(item.spec, item.position, (size,), item.columns, item.details, exc)[0]
+                   if exc is not None else self.finish(item, size, slot.trials))
+            item.workloads.pop(size, None)
+        prepared.clear()
+        release_memory()
+
+    def make(self, item: Prepared, size: int) -> Callable[[], Callable[[], Any]]:
+        def make() -> Callable[[], Any]:
+            item.workloads[size] = self.workload(item, size)
+            return item.workloads[size].fn
+
+        return make
+
+    def batch_sizes(self, item: Prepared) -> tuple[tuple[int, ...], list[RowResult]]:
+        """The batch sizes to time: the settings', or the largest that fits."""
+        if not self.settings.max_batch:
+            return self.settings.batch_sizes, []
+        from archbench.measure.device import memory_budget_mb
+        from archbench.measure.max_batch import find_max_batch
+
+        try:
+            size, probes = find_max_batch(lambda b: self.workload(item, b).fn,
+                                          self.settings.device,
+                                          memory_budget_mb(self.settings), self.progress)
+        except Exception as exc:
+            return (), self.fail(item.spec, item.position, (None,), item.columns,
+                                 item.details, exc)
+        item.extra[size] = {"max_batch": size, "max_batch_probes": probes}
+        return (size,), []
+
+    def finish(self, item: Prepared, size: int, trials: list[list[float]]) -> RowResult:
+        label = f"{item.spec.name} batch {size}"
+        try:
+            columns, details = self.evaluate(item, size, trials)
+        except Exception as exc:
+            return self.fail(item.spec, item.position, (size,), item.columns, item.details,
+                             exc)[0]
+        median = columns.get("latency_ms_median")
+        self.progress(f"  {label}: {median:.3f} ms median" if median else f"  {label}: done")
+        return self.result(item.spec, item.position, size, {**item.columns, **columns},
+                           {**item.details, **details})
+
+    # -- rows ---------------------------------------------------------------------------
+
+    def fail(self, spec: ModelSpec, position: int, sizes: Iterable[int | None], columns: dict,
+             details: dict, exc: BaseException) -> list[RowResult]:
+        status = "skipped" if isinstance(exc, RowSkipped) else "oom" if is_oom(exc) else "error"
+        if isinstance(exc, RowSkipped):
+            columns = {**exc.columns, **columns}
+        self.progress(f"  {spec.name} ({spec.input_desc}): {status}: {error_text(exc)}")
+        if self.settings.debug and status != "skipped":
+            traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        release_memory()
+        return [self.result(spec, position, size, columns, details, status, error_text(exc))
+                for size in sizes]
+
+    def result(self, spec: ModelSpec, position: int, batch_size: int | None, columns: dict,
+               details: dict, status: str = "ok", error: str | None = None) -> RowResult:
+        sizes = list(self.settings.batch_sizes)
+        identity = {
+            "model": spec.name, "arch": spec.arch.name, "variant": spec.variant,
+            "input": spec.input_desc, "img_size": spec.img_size, "seq_len": spec.seq_len,
+            "batch_size": batch_size, "device": self.settings.device,
+            "dtype": self.settings.dtype, "mode": self.settings.mode,
+        }
+        key = (position, sizes.index(batch_size) if batch_size in sizes else 0)
+        return RowResult(task=self.task.index, key=key, columns={**identity, **columns},
+                         details={"config": dict(spec.config), **details}, status=status,
+                         error=error, where=dict(self.where))

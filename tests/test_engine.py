@@ -1,0 +1,179 @@
+"""The engine: plain tasks and rows, the local executor, the session's rules for every
+command, pluggy wrappers and conflicts, per-target overrides, swaps the core verifies."""
+
+from __future__ import annotations
+
+import pickle
+
+import pandas as pd
+import pytest
+from conftest import read_report
+
+FAST = ("--warmup", "0", "--min-time", "0", "--repeat", "2")
+
+
+@pytest.fixture
+def toy_pm(monkeypatch):
+    import archbench_testplugin  # noqa: F401  (tests/ is on sys.path)
+
+    from archbench.plugins import get_plugin_manager
+
+    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin")
+    return get_plugin_manager()
+
+
+def test_a_hand_built_task_is_plain_data_and_runs_through_the_local_executor(toy_pm):
+    from archbench import RunSettings
+    from archbench.core.registry import Registry
+    from archbench.run.local import LocalExecutor
+    from archbench.run.task import Task
+
+    registry = Registry.from_plugins(toy_pm)
+    specs = (registry.resolve("toy"), registry.resolve("toy[width=4]"))
+    task = Task(0, specs, RunSettings(batch_sizes=(1, 2), warmup=0, min_time=0, repeat=2))
+    assert pickle.loads(pickle.dumps(task)) == task
+    executor = LocalExecutor(toy_pm)
+    executor.submit([task])
+    rows = list(executor.results())
+    assert [(r.columns["model"], r.columns["batch_size"]) for r in rows] == [
+        ("toy:tiny", 1), ("toy:tiny", 2), ("toy:tiny[width=4]", 1), ("toy:tiny[width=4]", 2)]
+    assert all(r.status == "ok" and r.where["pid"] for r in rows)
+    assert pickle.loads(pickle.dumps(rows[0])).columns == rows[0].columns
+    assert len(rows[0].details["latency_samples_ms"]) == 2  # one list per trial
+
+
+def test_cancel_drops_outstanding_tasks(toy_pm):
+    from archbench import RunSettings
+    from archbench.core.registry import Registry
+    from archbench.run.local import LocalExecutor
+    from archbench.run.task import Task
+
+    spec = Registry.from_plugins(toy_pm).resolve("toy")
+    executor = LocalExecutor(toy_pm)
+    executor.submit([Task(i, (spec,), RunSettings(latency=False)) for i in range(3)])
+    results = executor.results()
+    first = next(results)
+    executor.cancel()
+    assert first.task == 0 and list(results) == []
+
+
+def test_ablations_run_in_one_group_with_their_own_overrides(run_cli):
+    result = run_cli("compare", "toy", "toy+toy-mixer", "toy[width=4]", "toy@64", *FAST)
+    assert result.exit_code == 0, result.output
+    report = read_report(result.run_dir)
+    rows = {r["model"] + " " + r["input"]: r for r in report["rows"]}
+    assert list(rows) == ["toy:tiny 32x32", "toy:tiny+toy-mixer 32x32",
+                          "toy:tiny[width=4] 32x32", "toy:tiny 64x64"]
+    assert {r["details"]["group"] for r in report["rows"]} == {0}  # interleaved together
+    assert rows["toy:tiny[width=4] 32x32"]["details"]["config"]["width"] == 4
+    assert rows["toy:tiny+toy-mixer 32x32"]["mixer"] == "toy-mixer"
+    ratios = next(iter(report["tables"].values()))
+    assert [r["model"] for r in ratios] == ["toy:tiny+toy-mixer", "toy:tiny[width=4]",
+                                            "toy:tiny"]
+    assert result.run_dir.name.endswith("-compare-toy_toy+toy-mixer_toy-width-4-_toy@64")
+
+
+def test_target_overrides_win_over_run_level_defaults(run_cli):
+    result = run_cli("compare", "toy[width=4]", "toy", "--set", "width=2", "--no-latency")
+    assert result.exit_code == 0, result.output
+    configs = {r["model"]: r["details"]["config"]["width"]
+               for r in read_report(result.run_dir)["rows"]}
+    assert configs == {"toy:tiny[width=4]": 4, "toy:tiny[width=2]": 2}
+
+
+@pytest.mark.parametrize(
+    ("target", "message"),
+    [("toy[width]", "is not KEY=VALUE"), ("toy@x", "positive integer"),
+     ("toy[depth=2]", "has no config field 'depth'"), ("toy[width=two]", "type int"),
+     ("toy:tiny:x", "unknown variant")],
+)
+def test_bad_targets_exit_2_before_building(run_cli, target, message):
+    import archbench_testplugin
+
+    result = run_cli("compare", target, "--no-latency")
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert archbench_testplugin.BUILDS == [] and result.run_dir is None
+
+
+def test_a_swap_the_model_does_not_hold_fails_its_row(run_cli):
+    result = run_cli("compare", "toy+toy-mixer", "toy:ignores-swap+toy-mixer", "--no-latency")
+    assert result.exit_code == 1, result.output
+    rows = {r["model"]: r for r in read_report(result.run_dir)["rows"]}
+    assert rows["toy:tiny+toy-mixer"]["status"] == "ok"
+    assert rows["toy:tiny+toy-mixer"]["mixer_gmacs"] == pytest.approx(
+        rows["toy:tiny+toy-mixer"]["mixer_gmacs_formula"])
+    failed = rows["toy:ignores-swap+toy-mixer"]
+    assert failed["status"] == "error" and "0 swapped layer(s)" in failed["error"]
+
+
+def test_hook_wrappers_run_and_their_columns_reach_the_report(run_cli, monkeypatch):
+    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin,archbench_wrapper")
+    result = run_cli("compare", "toy", *FAST)
+    assert result.exit_code == 0, result.output
+    (row,) = read_report(result.run_dir)["rows"]
+    assert row["wrapped_gflops"] == pytest.approx(2 * row["gmacs"])
+    assert row["wrapped_batch"] == 1
+    assert "wrapped_gflops" in (result.run_dir / "report.csv").read_text()
+
+
+def test_conflicting_columns_name_both_plugins(run_cli, monkeypatch, tmp_path):
+    (tmp_path / "archbench_clash.py").write_text(
+        "from archbench import hookimpl\n\n@hookimpl\ndef archbench_analyze(ctx):\n"
+        "    return {'gmacs': 0.0}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin,archbench_clash")
+    result = run_cli("compare", "toy", "--no-latency")
+    assert result.exit_code == 1
+    (row,) = read_report(result.run_dir)["rows"]
+    assert "'gmacs'" in row["error"] and "'counting'" in row["error"]
+    assert "'archbench_clash'" in row["error"]
+
+
+def test_a_row_error_names_the_plugin_and_hook_and_the_debug_flag(run_cli):
+    result = run_cli("compare", "toy:broken", "--no-latency")
+    (row,) = read_report(result.run_dir)["rows"]
+    assert "plugin 'archbench_testplugin', archbench_build_model" in row["error"]
+    assert "--debug" in row["error"]
+    debug = run_cli("compare", "toy:broken", "--no-latency", "--debug")
+    assert "Traceback" in debug.stderr
+
+
+@pytest.mark.parametrize("command", [("compare", "toy:oom", "toy"),
+                                     ("sweep", "toy:oom", "--img-sizes", "32,64")])
+def test_an_oom_row_means_exit_1_in_every_command(run_cli, command):
+    result = run_cli(*command, *FAST)
+    assert result.exit_code == 1, result.output
+    statuses = pd.read_csv(result.run_dir / "report.csv")["status"]
+    assert "oom" in set(statuses)
+
+
+def test_sweep_groups_are_one_per_size_and_ratios_stay_inside_them(run_cli):
+    result = run_cli("sweep", "toy", "toy[width=4]", "--img-sizes", "32,64", *FAST)
+    assert result.exit_code == 0, result.output
+    report = read_report(result.run_dir)
+    groups = [(r["input"], r["details"]["group"]) for r in report["rows"]]
+    assert groups == [("32x32", 0), ("32x32", 0), ("64x64", 1), ("64x64", 1)]
+    ratios = next(t for k, t in report["tables"].items() if "ratios" in k)
+    assert [(r["model"], r["input"], r["against"]) for r in ratios] == [
+        ("toy:tiny[width=4]", "32x32", "toy:tiny"), ("toy:tiny[width=4]", "64x64", "toy:tiny")]
+
+
+def test_mixers_keep_finished_rows_on_ctrl_c(run_cli):
+    result = run_cli("mixers", "toy-mixer", "--sizes", "7,21,28", *FAST)
+    assert result.exit_code == 130
+    frame = pd.read_csv(result.run_dir / "report.csv")
+    assert frame["input"].tolist() == ["7x7"] and frame["status"].tolist() == ["ok"]
+    assert not list(result.run_dir.glob(".*.tmp"))
+
+
+def test_sigterm_stops_like_ctrl_c_with_finished_rows_on_disk(run_cli):
+    result = run_cli("compare", "toy", "toy:sigterm", "--no-latency")
+    assert result.exit_code == 130
+    assert pd.read_csv(result.run_dir / "report.csv")["model"].tolist() == ["toy:tiny"]
+
+
+def test_unknown_executor_is_a_usage_error(run_cli):
+    result = run_cli("compare", "toy", "--executor", "nowhere")
+    assert result.exit_code == 2 and "--executor 'nowhere'" in result.stderr
+    assert result.run_dir is None
