@@ -93,7 +93,7 @@ def archbench_build_model(spec: ModelSpec, swap: Swap | None) -> torch.nn.Module
     Receives the :class:`archbench.ModelSpec` and, for an architecture that declares
     ``Architecture.mixer_swap`` and a spec with a mixer (``swin:tiny+msa``), ``swap``: a
     factory, ``swap(stage)`` returning a fresh token-mixer layer for one block of that
-    stage, in the block's layout (``swap.layout`` is the layout the mixer itself takes);
+    stage, in the block's layout (``swap.mixer_layout`` is the layout the mixer itself takes);
     None otherwise. Returns an ``nn.Module`` if this plugin owns ``spec.arch.name``,
     otherwise ``None`` (the first non-``None`` answer wins). A plugin that declares swaps
     must put ``swap(stage)`` in every block: the core counts the swapped layers after
@@ -228,9 +228,11 @@ def archbench_token_mixers() -> list[TokenMixer]:
     fit) and extra fvcore handlers). Like ``archbench_architectures`` it must be cheap:
     import torch inside the builder only.
 
-    Called by the core once per command that needs mixers: ``archbench mixers``, and
-    ``compare``/``sweep`` with a swap (``+MIXER`` or ``--mixer``), which the core checks
-    against each stage of the architecture's :class:`archbench.mixers.MixerSwap` and builds
-    into the model through the ``swap`` argument of ``archbench_build_model``. Two plugins
+    Called by the core whenever it needs the registered mixers (so keep it cheap and free of
+    side effects): for ``archbench mixers``, and for ``compare``/``sweep`` with a swap
+    (``+MIXER`` or ``--mixer``) when the plan is checked and in each worker that builds a
+    swapped model. The core checks each swap against each stage of the architecture's
+    :class:`archbench.mixers.MixerSwap` and builds it into the model through the ``swap``
+    argument of ``archbench_build_model``. Two plugins
     registering the same mixer name is an error naming both.
     """

@@ -42,6 +42,21 @@ def test_a_hand_built_task_is_plain_data_and_runs_through_the_local_executor(toy
     assert len(rows[0].details["latency_samples_ms"]) == 2  # one list per trial
 
 
+def test_every_registered_architecture_and_mixer_spec_pickles(plugin_manager):
+    """Tasks travel to other processes: every spec of every architecture must pickle (a
+    lambda in ``mixer_swap`` or ``find_variants`` would not)."""
+    from archbench.core.mixers import MixerConfig, collect_mixers
+    from archbench.core.registry import Registry
+    from archbench.mixers.alone import mixer_spec
+
+    registry = Registry.from_plugins(plugin_manager)
+    for arch in registry.architectures.values():
+        assert pickle.loads(pickle.dumps(arch)).name == arch.name
+    for mixer in collect_mixers(plugin_manager).values():
+        spec = mixer_spec(mixer, MixerConfig(size=14), 1e6, "fp32", 1)
+        assert pickle.loads(pickle.dumps(spec)).name == mixer.name
+
+
 def test_cancel_drops_outstanding_tasks(toy_pm):
     from archbench import RunSettings
     from archbench.core.registry import Registry

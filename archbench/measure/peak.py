@@ -2,21 +2,28 @@
 
 from __future__ import annotations
 
-import functools
 import statistics
+from collections.abc import Callable
+
+#: Rates measured in this process, by (device, dtype): each is measured once.
+_MEASURED: dict[tuple[str, str], float] = {}
 
 
-@functools.cache
-def matmul_peak_gmacs_per_s(device: str, dtype: str) -> float:
+def matmul_peak_gmacs_per_s(device: str, dtype: str,
+                            progress: Callable[[str], None] = lambda _: None) -> float:
     """A large square matmul on ``device`` in ``dtype``, timed like the models, in GMAC/s
     (n³ multiply-adds per product). Measured once per process, device and dtype."""
+    if (device, dtype) in _MEASURED:
+        return _MEASURED[device, dtype]
     import torch
 
     from archbench.measure import timing
     from archbench.measure.device import torch_dtype
 
+    progress(f"measuring the {device} {dtype} matmul peak")
     n = 8192 if device.startswith("cuda") else 2048
     a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
     b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
     samples = timing.time_trial(lambda: a @ b, device, warmup=2, min_time=0.5)
-    return n**3 / (statistics.median(samples) / 1e3) / 1e9
+    _MEASURED[device, dtype] = n**3 / (statistics.median(samples) / 1e3) / 1e9
+    return _MEASURED[device, dtype]

@@ -40,10 +40,24 @@ class Swap:
     stages: tuple[SwapStage, ...]
 
     @property
-    def layout(self) -> str:
+    def mixer_layout(self) -> str:
         """The layout the mixer itself takes (``tokens`` mixers see a sequence; the others a
         2-D map, so a class token has no place in them)."""
         return self.mixer.layout
+
+    @property
+    def host_layout(self) -> str:
+        """The layout of the tensor around the mixer in the host's blocks (what
+        ``swap(stage)`` takes and returns), as the architecture declares it."""
+        return self.spec.arch.mixer_swap.layout
+
+    def flop_handlers(self) -> dict[str, Any]:
+        """The mixer's counting handlers, for the whole model: they count the same ops
+        elsewhere in the host too (real work, e.g. a host's multiplies). Its ``None``
+        markers (ops it deliberately leaves uncounted) are left out, so that a host's
+        uncounted ops are still listed as such."""
+        handlers = self.mixer.flop_handlers() if self.mixer.flop_handlers else {}
+        return {op: handle for op, handle in handlers.items() if handle is not None}
 
     @property
     def blocks(self) -> int:
@@ -52,10 +66,9 @@ class Swap:
     def __call__(self, stage: int) -> nn.Module:
         from archbench.mixers.layer import TokenMixerLayer
 
-        host = self.spec.arch.mixer_swap.layout
         cfg = self.stages[stage].config
-        return TokenMixerLayer(self.mixer.build(cfg), host, self.mixer.layout, cfg.size,
-                               self.mixer.name)
+        return TokenMixerLayer(self.mixer.build(cfg), self.host_layout, self.mixer_layout,
+                               cfg.size, self.mixer.name)
 
     def formula_macs(self) -> int:
         return sum(self.mixer.macs(s.config) * s.blocks for s in self.stages)
@@ -69,13 +82,12 @@ def plan_swap(spec: ModelSpec, mixers: Mapping[str, TokenMixer]) -> Swap | None:
         return None
     declared = spec.arch.mixer_swap
     if declared is None:
-        raise UsageError(f"{spec.name}: --mixer {spec.mixer}: architecture {spec.arch.name!r} "
-                         "does not support token-mixer swaps (its plugin declares no "
-                         "Architecture.mixer_swap)")
+        raise UsageError(f"{spec.name}: architecture {spec.arch.name!r} does not support "
+                         "token-mixer swaps (its plugin declares no Architecture.mixer_swap)")
     try:
         mixer = find_mixer(mixers, spec.mixer)
     except UsageError as exc:
-        raise UsageError(f"{spec.name}: --mixer: {exc}") from None
+        raise UsageError(f"{spec.name}: {exc}") from None
     stages = []
     for i, stage in enumerate(declared.stages(spec)):
         if mixer.layout != "tokens":  # a 2-D mixer sees the map only
@@ -84,7 +96,7 @@ def plan_swap(spec: ModelSpec, mixers: Mapping[str, TokenMixer]) -> Swap | None:
         try:
             check_mixer_config(mixer, stage.config)
         except UsageError as exc:
-            raise UsageError(f"{spec.name}: --mixer {spec.mixer} in stage {i + 1} "
+            raise UsageError(f"{spec.name}: token mixer {spec.mixer!r} in stage {i + 1} "
                              f"(dim {stage.config.dim}, map {stage.config.size}x"
                              f"{stage.config.size}): {exc}") from None
         stages.append(stage)
@@ -96,11 +108,11 @@ def swap_columns(swap: Swap, counted_macs: int, layers_found: int) -> dict[str, 
     the swapped layers and that their counted MACs are the mixer's formula."""
     formula = swap.formula_macs()
     if layers_found != swap.blocks:
-        raise SwapNotApplied(f"--mixer {swap.mixer.name}: the model holds {layers_found} "
+        raise SwapNotApplied(f"+{swap.mixer.name}: the model holds {layers_found} "
                              f"swapped layer(s) where {swap.blocks} blocks should; the "
                              f"plugin's archbench_build_model does not use the swap factory")
     if formula and abs(counted_macs - formula) > VERIFY_TOLERANCE * formula:
-        raise SwapNotApplied(f"--mixer {swap.mixer.name}: the swapped layers count "
+        raise SwapNotApplied(f"+{swap.mixer.name}: the swapped layers count "
                              f"{counted_macs / 1e9:.4g} GMACs where the mixer's formula gives "
                              f"{formula / 1e9:.4g}")
     as_msa = as_wmsa = 0
@@ -128,7 +140,7 @@ def swap_columns(swap: Swap, counted_macs: int, layers_found: int) -> dict[str, 
             "stages": stages,
             "macs": formula,
             "counted_macs": counted_macs,
-            "notes": ["--mixer swap: every block's token mixer is replaced; the core checked "
+            "notes": ["swap: every block's token mixer is replaced; the core checked "
                       f"that the model holds {layers_found} swapped layers counting "
                       f"{counted_macs / 1e9:.4g} GMACs", *(notes(swap.spec, swap.mixer)
                                                        if notes else [])],

@@ -89,8 +89,7 @@ class TaskRun:
 
         from archbench.measure.counting import AnalysisContext
 
-        handlers = dict(swap.mixer.flop_handlers() if swap and swap.mixer.flop_handlers
-                        else {})
+        handlers = swap.flop_handlers() if swap is not None else {}
         handlers.update(merge_answers(self.hook.archbench_flop_handlers(spec=spec),
                                       what="FLOP handler for"))
         ctx = AnalysisContext(spec=spec, model=model, inputs=self.inputs(spec, model, 1),
@@ -155,10 +154,8 @@ class TaskRun:
         from archbench.measure.peak import matmul_peak_gmacs_per_s
 
         settings = self.settings
-        if "matmul_peak_gmacs_per_s" not in self.where:
-            self.progress(f"measuring the {settings.device} {settings.dtype} matmul peak")
-            self.where["matmul_peak_gmacs_per_s"] = matmul_peak_gmacs_per_s(
-                settings.device, settings.dtype)
+        self.where["matmul_peak_gmacs_per_s"] = matmul_peak_gmacs_per_s(
+            settings.device, settings.dtype, self.progress)
         slots = []
         for item in prepared:
             sizes, failed = self.batch_sizes(item)

@@ -142,7 +142,7 @@ def archbench_build_model(spec: ModelSpec, swap):
     if swap is None:
         return VisionTransformer(img_size=spec.img_size, **spec.config)
     return VisionTransformer(img_size=spec.img_size, **spec.config,
-                             mixer_factory=lambda: swap(0), class_token=swap.layout == "tokens")
+                             mixer_factory=lambda: swap(0), class_token=swap.mixer_layout == "tokens")
 
 
 @hookimpl
