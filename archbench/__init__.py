@@ -1,7 +1,9 @@
 """archbench: compare vision-Transformer architectures, measured, side by side.
 
 Plugin authors need two names from here: :data:`hookimpl` to mark hook implementations,
-and the data classes re-exported from :mod:`archbench.spec`.
+and the data classes re-exported from :mod:`archbench.core` (spec, settings, errors).
+Token-mixer classes are in :mod:`archbench.mixers`; formula helpers in
+:mod:`archbench.formulas`.
 """
 
 import pluggy

@@ -62,21 +62,26 @@ class PluginInfo:
 
 
 class PluginManager(pluggy.PluginManager):
-    """A pluggy manager that also remembers where each plugin came from and what failed."""
+    """A pluggy manager that also remembers where each plugin came from and what failed,
+    and attributes every hook implementation's answers and exceptions to its plugin."""
 
     def __init__(self) -> None:
         super().__init__("archbench")
         self.add_hookspecs(hookspecs)
         self.infos: dict[str, PluginInfo] = {}
 
+    def register(self, plugin: object, name: str | None = None) -> str | None:
+        name = super().register(plugin, name)
+        for caller in self.get_hookcallers(plugin) or []:
+            for impl in caller.get_hookimpls():
+                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
+                    impl.function = _attributed(impl.function, impl.plugin_name, caller.name)
+        return name
+
     def register_plugin(self, plugin: object, info: PluginInfo) -> None:
         self.register(plugin, name=info.name)
         info.hooks = sorted(caller.name for caller in self.get_hookcallers(plugin) or [])
         self.infos[info.name] = info
-        for caller in self.get_hookcallers(plugin) or []:
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin and not (impl.wrapper or impl.hookwrapper):
-                    impl.function = _attributed(impl.function, info.name, caller.name)
 
     def record_failure(self, info: PluginInfo, exc: BaseException) -> None:
         info.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
@@ -89,13 +94,16 @@ class PluginManager(pluggy.PluginManager):
 
 
 def _mark(result: Any, plugin: str) -> Any:
-    if isinstance(result, dict) and not isinstance(result, Answer):
-        marked = Answer(result)
-        marked.plugin = plugin
-        return marked
+    """Column and handler dicts become :class:`Answer`; registered architectures and token
+    mixers get their ``plugin`` field. Anything else is returned as it is."""
+    from archbench.core.mixers import TokenMixer
+    from archbench.core.spec import Architecture
+
+    if type(result) is dict:
+        return Answer(result, plugin=plugin)
     if isinstance(result, list):
         return [dataclasses.replace(item, plugin=plugin)
-                if dataclasses.is_dataclass(item) and hasattr(item, "plugin") else item
+                if isinstance(item, (Architecture, TokenMixer)) else item
                 for item in result]
     return result
 
@@ -104,12 +112,13 @@ def _attributed(function: Callable[..., Any], plugin: str, hook: str) -> Callabl
     @functools.wraps(function)
     def call(*args: Any) -> Any:
         try:
-            return _mark(function(*args), plugin)
+            result = function(*args)
         except BaseException as exc:
             if not hasattr(exc, ORIGIN_ATTRIBUTE):
                 with contextlib.suppress(AttributeError):
                     setattr(exc, ORIGIN_ATTRIBUTE, (plugin, hook))
             raise
+        return _mark(result, plugin)
 
     return call
 

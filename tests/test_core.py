@@ -127,3 +127,16 @@ def test_every_hook_documents_what_it_receives_returns_and_who_calls_it():
         doc = inspect.getdoc(hook) or ""
         for word in ("Receives", "Return", "Called"):
             assert word in doc, f"{hook.__name__}: docstring does not say '{word}'"
+
+
+def test_write_atomic_gives_files_the_umask_permissions(tmp_path):
+    import os
+
+    from archbench.report.report import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(tmp_path / "report.md", "x\n")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "report.md").stat().st_mode & 0o777 == 0o644

@@ -85,7 +85,8 @@ def test_ablations_run_in_one_group_with_their_own_overrides(run_cli):
     ratios = next(iter(report["tables"].values()))
     assert [r["model"] for r in ratios] == ["toy:tiny+toy-mixer", "toy:tiny[width=4]",
                                             "toy:tiny"]
-    assert result.run_dir.name.endswith("-compare-toy_toy+toy-mixer_toy-width-4-_toy@64")
+    assert result.run_dir.name.endswith(
+        "-compare-toy-tiny_toy-tiny+toy-mixer_toy-tiny-width-4_toy-tiny@64")
 
 
 def test_target_overrides_win_over_run_level_defaults(run_cli):
@@ -180,6 +181,7 @@ def test_mixers_keep_finished_rows_on_ctrl_c(run_cli):
     frame = pd.read_csv(result.run_dir / "report.csv")
     assert frame["input"].tolist() == ["7x7"] and frame["status"].tolist() == ["ok"]
     assert not list(result.run_dir.glob(".*.tmp"))
+    assert "Token mixers: cost against size" in read_report(result.run_dir)["tables"]
 
 
 def test_sigterm_stops_like_ctrl_c_with_finished_rows_on_disk(run_cli):
@@ -192,3 +194,37 @@ def test_unknown_executor_is_a_usage_error(run_cli):
     result = run_cli("compare", "toy", "--executor", "nowhere")
     assert result.exit_code == 2 and "--executor 'nowhere'" in result.stderr
     assert result.run_dir is None
+
+
+def test_a_plugin_failing_while_the_plan_is_checked_is_one_line_exit_2(run_cli, monkeypatch,
+                                                                        tmp_path):
+    (tmp_path / "archbench_badcheck.py").write_text(
+        "from archbench import hookimpl\n\n@hookimpl\ndef archbench_validate(spec):\n"
+        "    raise ValueError('cannot read the config')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin,archbench_badcheck")
+    result = run_cli("compare", "toy", "--no-latency")
+    assert result.exit_code == 2, result.output
+    assert "plugin 'archbench_badcheck', archbench_validate" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and result.run_dir is None
+
+
+@pytest.mark.parametrize("args", [("--img-size", "0"), ("--batch-size", "1,0")])
+def test_zero_sizes_are_usage_errors(run_cli, args):
+    result = run_cli("compare", "toy", *args, "--no-latency")
+    assert result.exit_code == 2 and "must be at least 1" in result.stderr
+
+
+def test_train_mode_leaves_a_model_that_fails_to_build_to_its_row(run_cli):
+    result = run_cli("compare", "toy", "toy:broken", "--mode", "train", *FAST)
+    assert result.exit_code == 1, result.output
+    statuses = {r["model"]: r["status"] for r in read_report(result.run_dir)["rows"]}
+    assert statuses == {"toy:tiny": "ok", "toy:broken": "error"}
+
+
+def test_sweep_slopes_keep_ablations_apart(run_cli):
+    result = run_cli("sweep", "toy", "toy[width=4]", "--img-sizes", "32,64", "--no-latency")
+    assert result.exit_code == 0, result.output
+    slopes = next(t for k, t in read_report(result.run_dir)["tables"].items() if "slopes" in k)
+    assert [s["model"] for s in slopes] == ["toy:tiny", "toy:tiny[width=4]"]
+    assert run_cli("sweep", "toy@64", "--img-sizes", "32").exit_code == 2

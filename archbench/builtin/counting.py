@@ -6,11 +6,12 @@ from typing import TYPE_CHECKING, Any
 
 from archbench import hookimpl
 from archbench.core.spec import ModelSpec
-from archbench.measure.counting import CORE_HANDLERS, AnalysisContext, Handle
 from archbench.mixers import SWAP_LAYER_TYPE
 
 if TYPE_CHECKING:
     from torch import nn
+
+    from archbench.measure.counting import AnalysisContext, Handle
 
 #: fvcore operator keys that are matrix products or convolutions: the work that
 #: ``FlopCounterMode`` also counts. The rest of fvcore's total (norms, pooling, FFTs and
@@ -23,6 +24,8 @@ MATRIX_OPERATORS = frozenset(
 
 @hookimpl
 def archbench_flop_handlers(spec: ModelSpec) -> dict[str, Handle | None]:
+    from archbench.measure.counting import CORE_HANDLERS
+
     return dict(CORE_HANDLERS)
 
 

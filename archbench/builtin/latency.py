@@ -14,7 +14,6 @@ from archbench import hookimpl
 from archbench.core.settings import RunSettings
 from archbench.core.spec import ModelSpec
 from archbench.core.stats import summarize
-from archbench.measure.memory import peak_memory_mb
 
 if TYPE_CHECKING:
     from archbench.measure.workload import Workload
@@ -71,6 +70,8 @@ def archbench_evaluate(
     trials: list[list[float]], analysis: Mapping[str, Any], peak_gmacs_per_s: float | None,
 ) -> dict[str, Any]:
     import torch
+
+    from archbench.measure.memory import peak_memory_mb
 
     columns = summarize(trials, batch_size)
     macs = analysis.get("train_gmacs" if settings.mode == "train" else "gmacs")

@@ -33,7 +33,8 @@ class MixersAlone:
     def static_columns(spec: ModelSpec, mixer: Any) -> dict[str, Any]:
         cfg = mixer_config(spec)
         macs = mixer.macs(cfg)
-        columns = {"mixer": mixer.name, "plugin": mixer.plugin, "layout": mixer.layout,
+        # ``arch``: the plugin that registered the mixer, as the mixers table always said
+        columns = {"arch": mixer.plugin, "mixer": mixer.name, "layout": mixer.layout,
                    "tokens": cfg.tokens, "dim": cfg.dim, "heads": cfg.heads,
                    "window": cfg.window, "order": cfg.order, "macs_formula": macs,
                    "mixer_gmacs_formula": macs / 1e9}

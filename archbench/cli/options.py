@@ -12,10 +12,10 @@ from typing import Any, NoReturn
 
 import click
 
-from archbench.core.errors import UsageError
+from archbench.core.errors import UsageError, error_text
+from archbench.core.settings import DTYPES
 from archbench.run.request import Measurement, Output
-
-EXIT_USAGE = 2
+from archbench.run.session import EXIT_INTERRUPTED, EXIT_USAGE
 
 
 def fail(message: str) -> NoReturn:
@@ -31,6 +31,20 @@ def usage_errors() -> Iterator[None]:
         yield
     except UsageError as exc:
         fail(str(exc))
+
+
+@contextlib.contextmanager
+def planning_errors() -> Iterator[None]:
+    """While a plan is made (plugins validate, the device is looked up): bad input, or a
+    plugin failing before anything runs, is one line and exit 2; Ctrl-C is exit 130."""
+    try:
+        with usage_errors():
+            yield
+    except KeyboardInterrupt:
+        click.echo("\ninterrupted before anything ran", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+    except Exception as exc:
+        fail(f"while checking the input: {error_text(exc)}")
 
 
 def setup() -> tuple[Any, Any]:
@@ -68,7 +82,7 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      "(default: 90% of free memory)."),
         click.option("--device", default="auto", show_default=True,
                      help="auto, cpu, cuda or cuda:N."),
-        click.option("--dtype", type=click.Choice(["fp32", "tf32", "fp16", "bf16"]),
+        click.option("--dtype", type=click.Choice(list(DTYPES)),
                      default="fp32", show_default=True, help="Evaluation dtype; TF32 matmuls "
                      "only with tf32 (counting always runs in fp32)."),
         click.option("--amp", is_flag=True,
@@ -142,12 +156,17 @@ def run_plan(pm: Any, plan_fn: Callable[[], Any], output: Output) -> None:
     """Check everything (exit 2 on bad input), run the plan in a session, print the
     report, and exit with the session's code."""
     from archbench.run.executor import make_executor
-    from archbench.run.session import EXIT_INTERRUPTED, Session
+    from archbench.run.session import Session, choose_writers
 
-    with usage_errors():
+    with planning_errors():
+        writers = choose_writers(pm, output.formats)
         plan = plan_fn()
         executor = make_executor(output.executor, pm, progress)
-        session = Session(pm, plan, output.out, output.formats, command_line(), progress)
+        try:  # the run folder last: nothing is written for input that cannot run
+            session = Session(plan, writers, output.out, command_line(), progress)
+        except BaseException:
+            executor.close()
+            raise
     code = session.run(executor)
     if code == EXIT_INTERRUPTED:
         click.echo(f"\ninterrupted: {len(session.report.rows)} finished row(s) are in "

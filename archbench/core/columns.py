@@ -14,6 +14,11 @@ class Answer(dict):
 
     plugin: str = "a hook wrapper"
 
+    def __init__(self, *args: Any, plugin: str | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if plugin is not None:
+            self.plugin = plugin
+
 
 def owner(answer: Any) -> str:
     """The plugin that gave a hook answer (dicts a wrapper adds itself are unmarked)."""

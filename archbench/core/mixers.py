@@ -26,15 +26,14 @@ REFERENCE_MIXER = "msa"
 @dataclass(frozen=True)
 class MixerConfig:
     """One token-mixer layer: width ``dim``, ``heads`` (attention), ``window`` M (windowed
-    attention), gnConv ``order``, the square feature map's side ``size`` (h = w), the
-    ``batch``, and ``extra_tokens`` that a sequence mixer sees beside the map (a class token)."""
+    attention), gnConv ``order``, the square feature map's side ``size`` (h = w), and
+    ``extra_tokens`` that a sequence mixer sees beside the map (a class token)."""
 
     dim: int = 96
     heads: int = 3
     window: int = 7
     order: int = 3
     size: int = 56
-    batch: int = 1
     extra_tokens: int = 0
 
     @property
@@ -50,7 +49,7 @@ class TokenMixer:
     ``build(cfg)`` returns the mixer module alone (import torch inside it), taking and
     returning one tensor in ``layout``: ``tokens`` (B, N, C), ``channels_first``
     (B, C, H, W) or ``channels_last`` (B, H, W, C). ``macs(cfg)`` is its analytic cost for
-    one sample (MACs, whatever ``cfg.batch``). ``check(cfg)`` raises
+    one sample (MACs). ``check(cfg)`` raises
     :class:`archbench.UsageError` for a config the mixer cannot take, in words that name the
     config fields (``heads 5 does not divide dim 96``), since both ``archbench mixers`` and
     ``compare ... --mixer`` report it. ``attention_bytes(cfg)`` is the size of one sample's
@@ -119,7 +118,7 @@ def collect_mixers(pm: Any) -> dict[str, TokenMixer]:
 def find_mixer(mixers: Mapping[str, TokenMixer], name: str) -> TokenMixer:
     """The registered mixer ``name``; UsageError with suggestions for an unknown one."""
     if name not in mixers:
-        close = difflib.get_close_matches(name, list(mixers), n=3, cutoff=0.4)
+        close = difflib.get_close_matches(name, list(mixers), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
         raise UsageError(f"unknown token mixer {name!r}{hint} (registered: "
                          f"{', '.join(sorted(mixers))})")
@@ -128,7 +127,7 @@ def find_mixer(mixers: Mapping[str, TokenMixer], name: str) -> TokenMixer:
 
 def check_mixer_config(mixer: TokenMixer, cfg: MixerConfig) -> None:
     """The generic rules, then the mixer's own ``check``; raises UsageError."""
-    for key in ("dim", "heads", "window", "order", "size", "batch"):
+    for key in ("dim", "heads", "window", "order", "size"):
         if getattr(cfg, key) < 1:
             raise UsageError(f"{key} must be at least 1, got {getattr(cfg, key)}")
     if mixer.check is not None:

@@ -104,8 +104,7 @@ class Registry:
                     f"{field_name!r}; its fields are: {', '.join(sorted(config))}"
                 )
             config[field_name] = applied[field_name] = parse_value(
-                raw, config[field_name], where if where == target.text else where[6:]
-            )
+                raw, config[field_name], field_name, where)
         mixer = target.mixer or mixer
         if arch.input_kind == "tokens":
             return ModelSpec(arch, variant_name, config, overrides=applied, mixer=mixer,
@@ -114,8 +113,9 @@ class Registry:
                          img_size=target.size or img_size or variant.img_size)
 
 
-def parse_value(raw: str, default: Any, key: str) -> Any:
-    """Parse a ``--set`` value to the type of the field's default."""
+def parse_value(raw: str, default: Any, field: str = "value", where: str = "--set") -> Any:
+    """Parse an override of config field ``field`` to the type of its default; ``where``
+    names the option or target it came from, for the error."""
     try:
         if isinstance(default, bool):
             lowered = raw.lower()
@@ -138,12 +138,10 @@ def parse_value(raw: str, default: Any, key: str) -> Any:
         return raw
     except (ValueError, SyntaxError):
         kind = type(default).__name__
-        where = key if "[" in key else f"--set {key}={raw}"
-        raise UsageError(f"{where}: expected a value of type {kind} for {key.split('[')[0]!r}"
-                         if "[" in key else f"{where}: expected a value of type {kind}") from None
+        raise UsageError(f"{where}: {field}={raw}: expected a value of type {kind}") from None
 
 
 def _unknown(what: str, name: str, choices: list[str]) -> str:
-    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.5)
+    close = difflib.get_close_matches(name, choices, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     return f"unknown {what} {name!r}{hint} (choices: {', '.join(sorted(choices))})"

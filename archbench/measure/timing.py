@@ -80,11 +80,12 @@ def time_trial(fn: Callable[[], Any], device: str, warmup: int, min_time: float,
 @dataclass(eq=False)
 class Slot:
     """One row being timed: ``make()`` returns its iteration's callable (called lazily, at
-    its first trial, so a failure there costs that row only); ``check()`` runs after every
-    trial (e.g. that ``torch.compile`` did not recompile)."""
+    its first trial, so a failure there costs that row only); ``before()`` runs just before
+    and ``check()`` just after every trial (e.g. that ``torch.compile`` did not recompile)."""
 
     key: Any
     make: Callable[[], Callable[[], Any]]
+    before: Callable[[], None] | None = None
     check: Callable[[], None] | None = None
     trials: list[list[float]] = field(default_factory=list)
     fn: Callable[[], Any] | None = None
@@ -105,6 +106,8 @@ def interleave(slots: Sequence[Slot], device: str, warmup: int, min_time: float,
             try:
                 if slot.fn is None:
                     slot.fn = slot.make()
+                if slot.before is not None:
+                    slot.before()
                 slot.trials.append(time_trial(slot.fn, device, warmup if trial == 0 else 1,
                                               per_trial, min_iterations))
                 if slot.check is not None:

@@ -60,8 +60,14 @@ class Workload:
     compile_s: float | None = None
     _graphs: int | None = field(default=None, repr=False)
 
+    def count_graphs(self) -> None:
+        """Note torch's (process-wide) count of compiled graphs before a trial: other
+        models of the group compile between this one's trials."""
+        if self._graphs is not None:
+            self._graphs = _compiled_graphs()
+
     def check_no_recompile(self) -> None:
-        """Raise if ``torch.compile`` compiled a new graph since the workload was made."""
+        """Raise if ``torch.compile`` compiled a new graph since ``count_graphs``."""
         if self._graphs is not None and _compiled_graphs() != self._graphs:
             raise RecompiledError("torch.compile recompiled during timing; the timed "
                                   "iterations would include compilation")

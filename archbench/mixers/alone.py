@@ -26,10 +26,7 @@ def mixer_spec(mixer: TokenMixer, cfg: MixerConfig, budget_mb: float, dtype: str
     """Mixer ``mixer`` at ``cfg`` (its ``size`` is the map side) as a spec; a config the
     mixer cannot take is a UsageError; a size whose attention matrix (at ``batch`` in
     ``dtype``) exceeds ``budget_mb`` is marked to be skipped rather than run."""
-    try:
-        check_mixer_config(mixer, cfg)
-    except UsageError as exc:
-        raise UsageError(f"{mixer.name} at {cfg.size}x{cfg.size}: {exc}") from None
+    mixer_config_check(mixer, cfg)
     config: dict[str, Any] = {**dataclasses.asdict(cfg), "mixer": mixer.name}
     if mixer.attention_bytes is not None:
         estimate = batch * mixer.attention_bytes(cfg) * element_bytes(dtype) / 2**20
@@ -38,6 +35,14 @@ def mixer_spec(mixer: TokenMixer, cfg: MixerConfig, budget_mb: float, dtype: str
             config["skip"] = (f"attention matrix ~{estimate:.0f} MB > memory budget "
                               f"{budget_mb:.0f} MB (--max-memory)")
     return ModelSpec(MIXER_ARCH, mixer.name, config, img_size=cfg.size, label=mixer.name)
+
+
+def mixer_config_check(mixer: TokenMixer, cfg: MixerConfig) -> None:
+    """The mixer's rules for ``cfg``; UsageError naming the map size."""
+    try:
+        check_mixer_config(mixer, cfg)
+    except UsageError as exc:
+        raise UsageError(f"{exc} (map {cfg.size}x{cfg.size})") from None
 
 
 def mixer_config(spec: ModelSpec) -> MixerConfig:

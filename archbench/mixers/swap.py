@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from archbench.core.errors import UsageError
+from archbench.core.errors import ORIGIN_ATTRIBUTE, UsageError
 from archbench.core.mixers import (
     REFERENCE_MIXER,
     SwapStage,
@@ -19,7 +19,7 @@ from archbench.core.mixers import (
     check_mixer_config,
     find_mixer,
 )
-from archbench.core.spec import ModelSpec
+from archbench.core.spec import Architecture, ModelSpec
 from archbench.formulas import msa_macs, padded_side, wmsa_macs
 
 if TYPE_CHECKING:
@@ -74,16 +74,21 @@ class Swap:
         return sum(self.mixer.macs(s.config) * s.blocks for s in self.stages)
 
 
+def check_swappable(arch: Architecture, name: str, mixer: str | None) -> None:
+    """UsageError for a mixer asked of an architecture that declares no swaps."""
+    if mixer and arch.mixer_swap is None:
+        raise UsageError(f"{name}: architecture {arch.name!r} does not support token-mixer "
+                         "swaps (its plugin declares no Architecture.mixer_swap)")
+
+
 def plan_swap(spec: ModelSpec, mixers: Mapping[str, TokenMixer]) -> Swap | None:
     """The swap ``spec`` asks for, checked stage by stage; None without ``--mixer``.
     Raises UsageError (in ``compare``'s terms) for an architecture that declares no swaps,
     an unknown mixer, or a stage the mixer cannot take."""
     if not spec.mixer:
         return None
+    check_swappable(spec.arch, spec.name, spec.mixer)
     declared = spec.arch.mixer_swap
-    if declared is None:
-        raise UsageError(f"{spec.name}: architecture {spec.arch.name!r} does not support "
-                         "token-mixer swaps (its plugin declares no Architecture.mixer_swap)")
     try:
         mixer = find_mixer(mixers, spec.mixer)
     except UsageError as exc:
@@ -108,11 +113,11 @@ def swap_columns(swap: Swap, counted_macs: int, layers_found: int) -> dict[str, 
     the swapped layers and that their counted MACs are the mixer's formula."""
     formula = swap.formula_macs()
     if layers_found != swap.blocks:
-        raise SwapNotApplied(f"+{swap.mixer.name}: the model holds {layers_found} "
-                             f"swapped layer(s) where {swap.blocks} blocks should; the "
-                             f"plugin's archbench_build_model does not use the swap factory")
+        raise SwapNotApplied(swap, f"+{swap.mixer.name}: the model holds {layers_found} "
+                             f"swapped layer(s) where {swap.blocks} blocks should: it does "
+                             "not put swap(stage) in every block")
     if formula and abs(counted_macs - formula) > VERIFY_TOLERANCE * formula:
-        raise SwapNotApplied(f"+{swap.mixer.name}: the swapped layers count "
+        raise SwapNotApplied(swap, f"+{swap.mixer.name}: the swapped layers count "
                              f"{counted_macs / 1e9:.4g} GMACs where the mixer's formula gives "
                              f"{formula / 1e9:.4g}")
     as_msa = as_wmsa = 0
@@ -149,4 +154,9 @@ def swap_columns(swap: Swap, counted_macs: int, layers_found: int) -> dict[str, 
 
 
 class SwapNotApplied(RuntimeError):
-    """The built model does not hold the swap its row claims: the row fails."""
+    """The built model does not hold the swap its row claims: the row fails, and its error
+    names the architecture's plugin and its build hook, which made the model."""
+
+    def __init__(self, swap: Swap, message: str) -> None:
+        super().__init__(message)
+        setattr(self, ORIGIN_ATTRIBUTE, (swap.spec.arch.plugin, "archbench_build_model"))

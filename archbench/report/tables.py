@@ -65,19 +65,21 @@ def fit_slope(xs: list[float], ys: list[float]) -> float | None:
 def scaling_slopes(report: Report,
                    columns: tuple[str, ...] = ("gmacs", "latency_ms_median", "memory_mb"),
                    ) -> list[dict[str, Any]]:
-    """Per model (and batch size), the log-log slope of each column against tokens."""
+    """Per model (its full name: an ablation is a model of its own) and batch size, device,
+    dtype and mode, the log-log slope of each column against tokens."""
     groups: dict[tuple, list[dict]] = {}
     for row in report.rows:
         if row.get("status") == "ok":
-            key = (row["arch"], row["variant"], row.get("batch_size"))
+            key = (row["model"], row.get("batch_size"), row.get("device"), row.get("dtype"),
+                   row.get("mode"))
             groups.setdefault(key, []).append(row)
     table = []
-    for (arch, variant, batch), rows in groups.items():
+    for (model, batch, *_), rows in groups.items():
         sizes = sorted({r["input"] for r in rows})
         if len(sizes) < 2:
             continue
         xs = [tokens_of(r) for r in rows]
-        entry = {"model": f"{arch}:{variant}", "batch_size": batch, "inputs": ", ".join(sizes)}
+        entry = {"model": model, "batch_size": batch, "inputs": ", ".join(sizes)}
         for column in columns:
             if all(r.get(column) is not None for r in rows):
                 entry[f"slope_{column}"] = fit_slope(xs, [r[column] for r in rows])

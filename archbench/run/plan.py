@@ -21,6 +21,7 @@ from archbench.core.registry import Registry
 from archbench.core.settings import COMPILE_MODES, RunSettings, check_device_name, int_list
 from archbench.core.spec import ModelSpec
 from archbench.core.targets import Target
+from archbench.mixers.swap import check_swappable
 from archbench.run.request import Measurement, MixerRequest, ModelRequest
 from archbench.run.task import Task
 
@@ -39,7 +40,8 @@ class Plan:
 
 def plan_models(pm: Any, registry: Registry, request: ModelRequest) -> Plan:
     """The plan of ``compare`` or ``sweep``; UsageError for anything that cannot run."""
-    specs, size_index = model_specs(pm, registry, request)
+    check_options(request.measurement)
+    specs, size_index, names = model_specs(pm, registry, request)
     settings = run_settings(request.measurement)
     if settings.mode == "train":
         check_trainable(pm, specs)
@@ -53,22 +55,23 @@ def plan_models(pm: Any, registry: Registry, request: ModelRequest) -> Plan:
     tasks = tuple(Task(n, tuple(specs[i] for i in group), settings, tuple(group))
                   for n, group in enumerate(groups))
     tables = ("ratios", "slopes") if request.kind == "sweep" else ("ratios",)
-    return Plan(request.kind, tasks, tuple(dict.fromkeys(request.targets)),
-                dataclasses.asdict(settings), tables)
+    return Plan(request.kind, tasks, names, dataclasses.asdict(settings), tables)
 
 
 def model_specs(pm: Any, registry: Registry, request: ModelRequest
-                ) -> tuple[list[ModelSpec], list[int]]:
-    """Every target at every requested input size, checked by the plugins and the core, and
-    the index of the size each was asked at (a sweep's comparison groups)."""
+                ) -> tuple[list[ModelSpec], list[int], tuple[str, ...]]:
+    """Every target at every requested input size, checked by the plugins and the core; the
+    index of the size each was asked at (a sweep's comparison groups); and each target's
+    resolved name (``swin`` → ``swin:tiny``, with run-level overrides and mixer), for the
+    run folder."""
     overrides = parse_overrides(request.overrides)
-    for option, values in (("--img-size", request.img_sizes), ("--seq-len", request.seq_lens)):
-        if any(v is not None and v < 1 for v in values):
-            raise UsageError(f"{option} must be at least 1, got {min(v for v in values if v)}")
     targets = [Target.parse(t) for t in request.targets]
+    check_sizes(request, targets)
     tokens = [t for t in targets if registry.get(t.arch).input_kind == "tokens"]
-    images = [t for t in targets if t not in tokens]
+    for t in targets:  # before any variant is looked up (timm's lookup imports torch)
+        check_swappable(registry.get(t.arch), t.text, t.mixer or request.mixer)
     found: dict[tuple[str, str], tuple[ModelSpec, int]] = {}  # size by size, in order
+    names = {}
     for i in range(max(len(request.img_sizes), len(request.seq_lens))):
         for t in targets:
             sizes = request.seq_lens if t in tokens else request.img_sizes
@@ -76,13 +79,34 @@ def model_specs(pm: Any, registry: Registry, request: ModelRequest
                 spec = registry.resolve(t, overrides=overrides, mixer=request.mixer,
                                         **{"seq_len" if t in tokens else "img_size": sizes[i]})
                 found.setdefault((spec.name, spec.input_desc), (spec, i))
+                names.setdefault(t.text, spec.name + (f"@{t.size}" if t.size else ""))
     specs = [spec for spec, _ in found.values()]
+    images = [t for t in targets if t not in tokens]
     if any(request.img_sizes) and not images:
         raise UsageError(f"{_option(request, 'img')} applies to image models; {tokens[0].text} "
                          f"takes token sequences: use {_option(request, 'seq')}")
     if any(request.seq_lens) and not tokens:
         raise UsageError(f"{_option(request, 'seq')} applies to token models; "
                          f"{images[0].text} takes images: use {_option(request, 'img')}")
+    validate(pm, specs)
+    return specs, [i for _, i in found.values()], tuple(dict.fromkeys(names.values()))
+
+
+def check_sizes(request: ModelRequest, targets: Sequence[Target]) -> None:
+    for kind, values in (("img", request.img_sizes), ("seq", request.seq_lens)):
+        bad = [v for v in values if v is not None and v < 1]
+        if bad:
+            raise UsageError(f"{_option(request, kind)} must be at least 1, got {bad[0]}")
+    fixed = next((t for t in targets if t.size), None)
+    if request.kind == "sweep" and fixed is not None:
+        raise UsageError(f"{fixed.text}: a sweep sets the sizes itself (--img-sizes, "
+                         f"--seq-lens); drop @{fixed.size}")
+
+
+def validate(pm: Any, specs: Sequence[ModelSpec]) -> None:
+    """The core's checks and the plugins' (``archbench_validate``), then each swap's."""
+    from archbench.mixers.swap import plan_swap
+
     mixers = collect_mixers(pm) if any(s.mixer for s in specs) else {}
     for spec in specs:
         limit = spec.arch.max_seq_len
@@ -90,11 +114,7 @@ def model_specs(pm: Any, registry: Registry, request: ModelRequest
             raise UsageError(f"{spec.name}: --seq-len {spec.seq_len} is above the "
                              f"architecture's maximum of {limit}")
         pm.hook.archbench_validate(spec=spec)
-        if spec.mixer:
-            from archbench.mixers.swap import plan_swap
-
-            plan_swap(spec, mixers)
-    return specs, [i for _, i in found.values()]
+        plan_swap(spec, mixers)
 
 
 def _option(request: ModelRequest, kind: str) -> str:
@@ -113,13 +133,25 @@ def parse_overrides(values: Sequence[str]) -> dict[str, str]:
     return result
 
 
+def check_options(m: Measurement) -> tuple[int, ...]:
+    """What can be checked in the options alone, without torch (so a typo fails at once);
+    returns the batch sizes."""
+    if m.max_batch and m.batch_sizes:
+        raise UsageError("--max-batch finds the batch size itself; drop --batch-size")
+    check_device_name(m.device)
+    if m.cuda_graphs and m.device == "cpu":
+        raise UsageError("--cuda-graphs needs a CUDA device; this run is on cpu")
+    if m.compile_mode is not None and m.compile_mode not in COMPILE_MODES:
+        raise UsageError(f"--compile {m.compile_mode!r}: expected one of "
+                         f"{', '.join(COMPILE_MODES)}")
+    return int_list(m.batch_sizes or ("1",), "--batch-size")
+
+
 def run_settings(m: Measurement) -> RunSettings:
     """The measurement options checked against each other and the machine."""
     from archbench.measure.device import amp_dtype, resolve_device
 
-    if m.max_batch and m.batch_sizes:
-        raise UsageError("--max-batch finds the batch size itself; drop --batch-size")
-    check_device_name(m.device)
+    batch_sizes = check_options(m)
     device = resolve_device(m.device)
     dtype = amp_dtype(device) if m.amp else m.dtype
     if m.cuda_graphs and not device.startswith("cuda"):
@@ -130,28 +162,29 @@ def run_settings(m: Measurement) -> RunSettings:
         if not hasattr(torch, "compile"):
             raise UsageError(f"--compile needs torch.compile (torch >= 2.0); this is torch "
                              f"{torch.__version__}")
-        if m.compile_mode not in COMPILE_MODES:
-            raise UsageError(f"--compile {m.compile_mode!r}: expected default, "
-                             "reduce-overhead or max-autotune")
     return RunSettings(
-        batch_sizes=int_list(m.batch_sizes or ("1",), "--batch-size"), device=device,
-        dtype=dtype, warmup=m.warmup, min_time=m.min_time, repeat=m.repeat, threads=m.threads,
-        latency=not m.no_latency, mode=m.mode, channels_last=m.channels_last,
-        compile=m.compile_mode, cuda_graphs=m.cuda_graphs, max_batch=m.max_batch,
-        max_memory_mb=m.max_memory, debug=m.debug,
+        batch_sizes=batch_sizes, device=device, dtype=dtype, warmup=m.warmup,
+        min_time=m.min_time, repeat=m.repeat, threads=m.threads, latency=not m.no_latency,
+        mode=m.mode, channels_last=m.channels_last, compile=m.compile_mode,
+        cuda_graphs=m.cuda_graphs, max_batch=m.max_batch, max_memory_mb=m.max_memory,
+        debug=m.debug,
     )
 
 
 def check_trainable(pm: Any, specs: Sequence[ModelSpec]) -> None:
-    """``--mode train`` needs parameters that require grad; checked on the meta device."""
+    """``--mode train`` needs parameters that require grad; checked on the meta device. A
+    model that fails to build here is left to its row, where the failure is reported."""
     import torch
 
     from archbench.mixers.swap import plan_swap
 
     mixers = collect_mixers(pm) if any(s.mixer for s in specs) else {}
     for spec in specs:
-        with torch.device("meta"):
-            model = pm.hook.archbench_build_model(spec=spec, swap=plan_swap(spec, mixers))
+        try:
+            with torch.device("meta"):
+                model = pm.hook.archbench_build_model(spec=spec, swap=plan_swap(spec, mixers))
+        except Exception:
+            continue  # the worker builds it again and fails that model's rows
         if model is not None and not any(p.requires_grad for p in model.parameters()):
             raise UsageError(f"--mode train: {spec.name} has no parameters that require grad")
 
@@ -159,7 +192,7 @@ def check_trainable(pm: Any, specs: Sequence[ModelSpec]) -> None:
 def plan_mixers(pm: Any, request: MixerRequest) -> Plan:
     """The plan of ``mixers``: each mixer alone at each size, one group per size."""
     from archbench.measure.device import memory_budget_mb
-    from archbench.mixers.alone import mixer_spec
+    from archbench.mixers.alone import mixer_config_check, mixer_spec
 
     mixers = collect_mixers(pm)
     if not mixers:
@@ -167,6 +200,10 @@ def plan_mixers(pm: Any, request: MixerRequest) -> Plan:
     names = list(dict.fromkeys(request.names)) or sorted(
         mixers, key=lambda n: (n != REFERENCE_MIXER, list(mixers).index(n)))
     chosen = [find_mixer(mixers, name) for name in names]
+    check_options(request.measurement)
+    for mixer in chosen:  # before torch is imported: a bad config fails at once
+        for size in request.sizes:
+            mixer_config_check(mixer, dataclasses.replace(request.base, size=size))
     settings = run_settings(request.measurement)
     budget = memory_budget_mb(settings)
     tasks = []
@@ -177,6 +214,7 @@ def plan_mixers(pm: Any, request: MixerRequest) -> Plan:
         # rows in the report: each mixer across its sizes, then the next mixer
         positions = tuple(i * len(request.sizes) + n for i in range(len(chosen)))
         tasks.append(Task(n, specs, settings, positions))
-    recorded = {**dataclasses.asdict(settings), **dataclasses.asdict(request.base),
-                "sizes": list(request.sizes), "memory_budget_mb": budget}
+    base = {k: v for k, v in dataclasses.asdict(request.base).items() if k != "size"}
+    recorded = {**dataclasses.asdict(settings), **base, "sizes": list(request.sizes),
+                "memory_budget_mb": budget}
     return Plan("mixers", tuple(tasks), tuple(names), recorded, ("mixers",))

@@ -24,14 +24,15 @@ from archbench.run.task import RowResult
 EXIT_OK = 0
 #: Some row's status is ``error`` or ``oom``.
 EXIT_FAILED_ROWS = 1
-#: Bad input, reported in one line before any model is built.
+#: Bad input, reported in one line before any model is built (raised as UsageError, which
+#: the command prints).
 EXIT_USAGE = 2
 #: Ctrl-C or SIGTERM; every finished row is in the files.
 EXIT_INTERRUPTED = 130
 #: Statuses that make a run fail (``skipped`` rows were not run on purpose).
 FAILED = ("error", "oom")
 #: What the worker reports about where it measured that the report's environment keeps.
-WORKER_ENVIRONMENT = ("tf32_matmul", "tf32_cudnn", "cudnn_benchmark",
+WORKER_ENVIRONMENT = ("threads", "tf32_matmul", "tf32_cudnn", "cudnn_benchmark",
                       "float32_matmul_precision", "matmul_peak_gmacs_per_s")
 
 
@@ -53,7 +54,8 @@ def folder_name(kind: str, names: Sequence[str], limit: int = 60) -> str:
     glob (``swin:tiny[window_size=14]`` → ``swin-tiny-window_size-14``), and shortened with
     a hash of the whole when long."""
     asked = "_".join(dict.fromkeys(names))
-    safe = re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_.+@-]", "-", asked)).strip("-")
+    safe = "_".join(re.sub(r"-{2,}", "-", re.sub(r"[^A-Za-z0-9_.+@-]", "-", name)).strip("-")
+                    for name in dict.fromkeys(names))
     if len(safe) > limit:
         safe = safe[:limit - 7].rstrip("-_") + "-" + hashlib.sha1(asked.encode()).hexdigest()[:6]
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -98,15 +100,15 @@ def sigterm_interrupts() -> Iterator[None]:
 
 
 class Session:
-    """One run of a plan: ``Session(pm, plan, ...)`` checks the formats and makes the run
-    folder (UsageError if either is wrong); ``run(executor)`` runs it and returns the exit
-    code, leaving ``report`` and ``run_dir`` for the command to print."""
+    """One run of a plan: ``Session(plan, writers, out, ...)`` makes the run folder
+    (UsageError if it cannot be written); ``run(executor)`` runs the plan and returns the
+    exit code, leaving ``report`` and ``run_dir`` for the command to print."""
 
-    def __init__(self, pm: Any, plan: Plan, out: Path, formats: Sequence[str], command: str,
+    def __init__(self, plan: Plan, writers: Sequence[ReportWriter], out: Path, command: str,
                  progress: Callable[[str], None] = lambda _: None) -> None:
         self.plan = plan
         self.progress = progress
-        self.writers = choose_writers(pm, formats)
+        self.writers = list(writers)
         self.run_dir = make_run_dir(out, plan.kind, plan.names)
         self.report = Report(kind=plan.kind, command=command,
                              created=dt.datetime.now(dt.timezone.utc).isoformat(
@@ -115,27 +117,37 @@ class Session:
         self.interrupted = False
 
     def run(self, executor: Executor) -> int:
+        """Run every task; Ctrl-C or SIGTERM at any point (even while the tables and figures
+        are drawn) stops the run with every finished row on disk."""
+        with sigterm_interrupts():
+            try:
+                self.execute(executor)
+            except KeyboardInterrupt:
+                self.interrupted = True
+                with contextlib.suppress(KeyboardInterrupt):
+                    executor.cancel()
+            finally:
+                with contextlib.suppress(KeyboardInterrupt):
+                    executor.close()
+            if self.interrupted:  # the finished rows, their tables, no figures
+                self.report.complete = False
+                with contextlib.suppress(KeyboardInterrupt):
+                    self.report.tables = self.derived_tables()
+                self.write()
+                return EXIT_INTERRUPTED
+        failed = any(row["status"] in FAILED for row in self.report.rows)
+        return EXIT_FAILED_ROWS if failed else EXIT_OK
+
+    def execute(self, executor: Executor) -> None:
         from archbench.report import environment
 
         self.report.environment = environment.collect(self.plan.settings["device"])
         self.report.complete = False
         self.write()  # whole (empty) files from the start
-        try:
-            with sigterm_interrupts():
-                executor.submit(self.plan.tasks)
-                for result in executor.results():
-                    self.add(result)
-        except KeyboardInterrupt:
-            self.interrupted = True
-            executor.cancel()
-        finally:
-            executor.close()
-        if self.interrupted:
-            self.write()
-            return EXIT_INTERRUPTED
+        executor.submit(self.plan.tasks)
+        for result in executor.results():
+            self.add(result)
         self.finish()
-        failed = any(row["status"] in FAILED for row in self.report.rows)
-        return EXIT_FAILED_ROWS if failed else EXIT_OK
 
     def add(self, result: RowResult) -> None:
         for key in WORKER_ENVIRONMENT:
@@ -147,12 +159,17 @@ class Session:
 
     def finish(self) -> None:
         """The derived tables and the figures, then the last write."""
-        from archbench.report.tables import DERIVED
-
-        for name in self.plan.tables:
-            self.report.tables.update(DERIVED[name](self.report))
+        self.report.tables = self.derived_tables()
         self.report.complete = True
         self.write()
+
+    def derived_tables(self) -> dict[str, list[dict[str, Any]]]:
+        from archbench.report.tables import DERIVED
+
+        tables: dict[str, list[dict[str, Any]]] = {}
+        for name in self.plan.tables:
+            tables.update(DERIVED[name](self.report))
+        return tables
 
     def write(self) -> None:
         for writer in self.writers:

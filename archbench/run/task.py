@@ -16,7 +16,8 @@ from archbench.core.spec import ModelSpec
 class Task:
     """One comparison group at one setting: the models whose timing trials interleave on
     one device (A B C A B C ...), so ratios between them are fair. With
-    ``settings.latency`` False a task only counts, and holds one model.
+    ``settings.latency`` False a task only counts (compare and sweep then make one task per
+    model, so counting can fan out).
 
     ``positions`` is each spec's place in what the user asked for (the report keeps that
     order whatever finishes first); ``index`` is the task's place in its plan."""
@@ -32,7 +33,7 @@ class Task:
 
     @property
     def label(self) -> str:
-        return ", ".join(spec.name for spec in self.specs)
+        return ", ".join(f"{spec.name} ({spec.input_desc})" for spec in self.specs)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from archbench.core.columns import merge_answers, split_columns
+from archbench.core.columns import Answer, merge_answers, split_columns
 from archbench.core.errors import RowSkipped, error_text
 from archbench.core.spec import ModelSpec
 from archbench.measure import timing
@@ -31,8 +31,30 @@ Progress = Callable[[str], None]
 
 
 def run_task(pm: Any, task: Task, progress: Progress) -> Iterator[RowResult]:
-    """The rows of ``task``, each yielded as soon as it is finished."""
-    return TaskRun(pm, task, progress).rows()
+    """The rows of ``task``, each yielded as soon as it is finished. Whatever happens, every
+    row the task owes comes back: a failure outside any one model (the device's peak, a
+    bug) turns the rows not yet finished into error rows."""
+    done: set[tuple[int, ...]] = set()
+    try:
+        for result in TaskRun(pm, task, progress).rows():
+            done.add(result.key)
+            yield result
+    except Exception as exc:
+        yield from lost_rows(task, exc, done)
+
+
+def lost_rows(task: Task, exc: BaseException, done: Iterable[tuple[int, ...]] = ()
+              ) -> Iterator[RowResult]:
+    """Error rows for every row of ``task`` not in ``done`` (keys of finished rows): what an
+    executor reports for a task that failed as a whole, or whose worker died."""
+    run = TaskRun(None, task, lambda _: None)
+    finished = set(done)
+    sizes = (None,) if task.settings.max_batch else task.settings.batch_sizes
+    for spec, position in zip(task.specs, task.positions):
+        for size in sizes:
+            row = run.result(spec, position, size, {}, {}, "error", error_text(exc))
+            if row.key not in finished:
+                yield row
 
 
 @dataclass
@@ -53,7 +75,7 @@ class TaskRun:
 
     def __init__(self, pm: Any, task: Task, progress: Progress) -> None:
         self.pm = pm
-        self.hook = pm.hook
+        self.hook = pm.hook if pm is not None else None
         self.task = task
         self.settings = task.settings
         self.progress = progress
@@ -109,25 +131,32 @@ class TaskRun:
             spec=item.spec, model=item.model, workload=item.workloads[size], batch_size=size,
             settings=self.settings, trials=trials, analysis=item.columns,
             peak_gmacs_per_s=self.where.get("matmul_peak_gmacs_per_s"))
-        return split_columns(merge_answers([item.extra.get(size), *answers]))
+        return split_columns(merge_answers([Answer(item.extra.get(size, {}), plugin="core"),
+                                            *answers]))
 
     # -- the run ------------------------------------------------------------------------
 
     def rows(self) -> Iterator[RowResult]:
         import torch
 
+        threads = torch.get_num_threads()
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
+        if self.settings.compile:
+            torch._dynamo.reset()  # no earlier task's graphs or recompile budget
         self.where.update(apply_precision_flags(self.settings), threads=torch.get_num_threads())
-        prepared = []
-        for spec, position in zip(self.task.specs, self.task.positions):
-            self.progress(f"{spec.name} ({spec.input_desc}): building and counting")
-            item, failed = self.prepare(spec, position)
-            yield from failed
-            if item is not None:
-                prepared.append(item)
-        if prepared:
-            yield from self.time(prepared)
+        try:
+            prepared = []
+            for spec, position in zip(self.task.specs, self.task.positions):
+                self.progress(f"{spec.name} ({spec.input_desc}): building and counting")
+                item, failed = self.prepare(spec, position)
+                yield from failed
+                if item is not None:
+                    prepared.append(item)
+            if prepared:
+                yield from self.time(prepared)
+        finally:
+            torch.set_num_threads(threads)
 
     def prepare(self, spec: ModelSpec, position: int) -> tuple[Prepared | None, list[RowResult]]:
         """Build and analyse; without latency, the row is finished here and the model freed."""
@@ -143,7 +172,7 @@ class TaskRun:
                 model = place_model(model, self.settings)
         except Exception as exc:
             del model
-            return None, self.fail(spec, position, sizes, {}, {}, exc)
+            return None, self.fail_rows(spec, position, sizes, {}, {}, exc)
         if not self.settings.latency:
             del model
             release_memory()
@@ -154,30 +183,36 @@ class TaskRun:
         from archbench.measure.peak import matmul_peak_gmacs_per_s
 
         settings = self.settings
-        self.where["matmul_peak_gmacs_per_s"] = matmul_peak_gmacs_per_s(
-            settings.device, settings.dtype, self.progress)
+        try:
+            self.where["matmul_peak_gmacs_per_s"] = matmul_peak_gmacs_per_s(
+                settings.device, settings.dtype, self.progress)
+        except Exception as exc:  # the peak is a reference, not worth the group's rows
+            self.progress(f"  matmul peak not measured: {error_text(exc)}")
+            release_memory()
         slots = []
         for item in prepared:
             sizes, failed = self.batch_sizes(item)
             yield from failed
-            slots += [timing.Slot((item, size), self.make(item, size),
-                                  lambda item=item, size=size: item.workloads[size]
-                                  .check_no_recompile()) for size in sizes]
+            slots += [self.slot(item, size) for size in sizes]
         for slot, exc in timing.interleave(slots, settings.device, settings.warmup,
                                            settings.min_time, settings.repeat, self.progress):
             item, size = slot.key
-            yield (self.fail(item.spec, item.position, (size,), item.columns, item.details, exc)[0]
-                   if exc is not None else self.finish(item, size, slot.trials))
+            yield (self.fail_row(item, size, exc) if exc is not None
+                   else self.evaluated(item, size, slot.trials))
             item.workloads.pop(size, None)
         prepared.clear()
         release_memory()
 
-    def make(self, item: Prepared, size: int) -> Callable[[], Callable[[], Any]]:
+    def slot(self, item: Prepared, size: int) -> timing.Slot:
+        """One row to time: its workload is made at its first trial; around every trial,
+        ``torch.compile``'s graph count is checked (a recompile would be timed)."""
         def make() -> Callable[[], Any]:
             item.workloads[size] = self.workload(item, size)
             return item.workloads[size].fn
 
-        return make
+        return timing.Slot((item, size), make,
+                           before=lambda: item.workloads[size].count_graphs(),
+                           check=lambda: item.workloads[size].check_no_recompile())
 
     def batch_sizes(self, item: Prepared) -> tuple[tuple[int, ...], list[RowResult]]:
         """The batch sizes to time: the settings', or the largest that fits."""
@@ -191,18 +226,18 @@ class TaskRun:
                                           self.settings.device,
                                           memory_budget_mb(self.settings), self.progress)
         except Exception as exc:
-            return (), self.fail(item.spec, item.position, (None,), item.columns,
-                                 item.details, exc)
+            return (), self.fail_rows(item.spec, item.position, (None,), item.columns,
+                                      item.details, exc)
         item.extra[size] = {"max_batch": size, "max_batch_probes": probes}
         return (size,), []
 
-    def finish(self, item: Prepared, size: int, trials: list[list[float]]) -> RowResult:
-        label = f"{item.spec.name} batch {size}"
+    def evaluated(self, item: Prepared, size: int, trials: list[list[float]]) -> RowResult:
+        """The finished row of a timed (model, batch): the evaluate hooks' columns."""
+        label = f"{item.spec.name} ({item.spec.input_desc}) batch {size}"
         try:
             columns, details = self.evaluate(item, size, trials)
         except Exception as exc:
-            return self.fail(item.spec, item.position, (size,), item.columns, item.details,
-                             exc)[0]
+            return self.fail_row(item, size, exc)
         median = columns.get("latency_ms_median")
         self.progress(f"  {label}: {median:.3f} ms median" if median else f"  {label}: done")
         return self.result(item.spec, item.position, size, {**item.columns, **columns},
@@ -210,8 +245,12 @@ class TaskRun:
 
     # -- rows ---------------------------------------------------------------------------
 
-    def fail(self, spec: ModelSpec, position: int, sizes: Iterable[int | None], columns: dict,
-             details: dict, exc: BaseException) -> list[RowResult]:
+    def fail_row(self, item: Prepared, size: int, exc: BaseException) -> RowResult:
+        return self.fail_rows(item.spec, item.position, (size,), item.columns, item.details,
+                              exc)[0]
+
+    def fail_rows(self, spec: ModelSpec, position: int, sizes: Iterable[int | None],
+                  columns: dict, details: dict, exc: BaseException) -> list[RowResult]:
         status = "skipped" if isinstance(exc, RowSkipped) else "oom" if is_oom(exc) else "error"
         if isinstance(exc, RowSkipped):
             columns = {**exc.columns, **columns}
