@@ -133,12 +133,17 @@ def test_hook_wrappers_run_and_their_columns_reach_the_report(run_cli, monkeypat
     assert "wrapped_gflops" in (result.run_dir / "report.csv").read_text()
 
 
+def load_beside_the_toy(monkeypatch, folder, name: str, hook: str, body: str) -> None:
+    """A one-hook plugin module ``name`` written to ``folder`` and loaded with the toy one."""
+    (folder / f"{name}.py").write_text(
+        f"from archbench import hookimpl\n\n@hookimpl\ndef {hook}:\n    {body}\n")
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setenv("ARCHBENCH_PLUGINS", f"archbench_testplugin,{name}")
+
+
 def test_conflicting_columns_name_both_plugins(run_cli, monkeypatch, tmp_path):
-    (tmp_path / "archbench_clash.py").write_text(
-        "from archbench import hookimpl\n\n@hookimpl\ndef archbench_analyze(ctx):\n"
-        "    return {'gmacs': 0.0}\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin,archbench_clash")
+    load_beside_the_toy(monkeypatch, tmp_path, "archbench_clash", "archbench_analyze(ctx)",
+                        "return {'gmacs': 0.0}")
     result = run_cli("compare", "toy", "--no-latency")
     assert result.exit_code == 1
     (row,) = read_report(result.run_dir)["rows"]
@@ -198,11 +203,8 @@ def test_unknown_executor_is_a_usage_error(run_cli):
 
 def test_a_plugin_failing_while_the_plan_is_checked_is_one_line_exit_2(run_cli, monkeypatch,
                                                                         tmp_path):
-    (tmp_path / "archbench_badcheck.py").write_text(
-        "from archbench import hookimpl\n\n@hookimpl\ndef archbench_validate(spec):\n"
-        "    raise ValueError('cannot read the config')\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setenv("ARCHBENCH_PLUGINS", "archbench_testplugin,archbench_badcheck")
+    load_beside_the_toy(monkeypatch, tmp_path, "archbench_badcheck", "archbench_validate(spec)",
+                        "raise ValueError('cannot read the config')")
     result = run_cli("compare", "toy", "--no-latency")
     assert result.exit_code == 2, result.output
     assert "plugin 'archbench_badcheck', archbench_validate" in result.stderr
