@@ -2,7 +2,8 @@
 
 Architecture ``toy`` has a tiny real model and variants that fail in each way the core
 must survive: a build that raises, a CUDA out-of-memory during timing, Ctrl-C, SIGTERM,
-and a build that ignores a ``--mixer`` swap it declares. It declares swaps (one stage, one
+a build that kills its own process (for Ray workers only), and a build that ignores a
+``--mixer`` swap it declares. It declares swaps (one stage, one
 block, the 32x32 map), and registers ``toy-mixer``, a token mixer that fails like CUDA on
 a 14x14 map and is interrupted on a 21x21 one.
 """
@@ -41,6 +42,7 @@ TOY = Architecture(
         "limited": _variant(fail="limited"),
         "sigterm": _variant(fail="sigterm"),
         "ignores-swap": _variant(fail="ignores-swap"),
+        "dies": _variant(fail="dies"),
     },
     token_mixer_types=("Conv2d",),
     mixer_swap=MixerSwap(stages=_swap_stages, layout="channels_first"),
@@ -69,6 +71,8 @@ def archbench_build_model(spec: ModelSpec, swap):
         raise KeyboardInterrupt
     if fail == "sigterm":
         os.kill(os.getpid(), signal.SIGTERM)
+    if fail == "dies":  # the process is killed: only ever build it in a Ray worker
+        os.kill(os.getpid(), signal.SIGKILL)
     width = spec.config["width"]
     mixer = [swap(0)] if swap is not None and fail != "ignores-swap" else []
     model = nn.Sequential(

@@ -197,7 +197,7 @@ def test_sigterm_stops_like_ctrl_c_with_finished_rows_on_disk(run_cli):
 
 def test_unknown_executor_is_a_usage_error(run_cli):
     result = run_cli("compare", "toy", "--executor", "nowhere")
-    assert result.exit_code == 2 and "--executor 'nowhere'" in result.stderr
+    assert result.exit_code == 2 and "'nowhere' is not one of 'local', 'ray'" in result.stderr
     assert result.run_dir is None
 
 

@@ -40,4 +40,4 @@ def compare(targets: tuple[str, ...], img_size: int | None, seq_len: int | None,
     pm, registry = setup()
     request = ModelRequest("compare", targets, measurement, (img_size,), (seq_len,),
                            overrides, mixer)
-    run_plan(pm, lambda: plan_models(pm, registry, request), output)
+    run_plan(pm, lambda machine: plan_models(pm, registry, request, machine), output)

@@ -42,4 +42,4 @@ def mixers(names: tuple[str, ...], dim: int, heads: int, window: int, order: int
     pm, _ = setup()
     request = MixerRequest(names, MixerConfig(dim=dim, heads=heads, window=window, order=order,
                                               size=size_list[0]), size_list, measurement)
-    run_plan(pm, lambda: plan_mixers(pm, request), output)
+    run_plan(pm, lambda machine: plan_mixers(pm, request, machine), output)

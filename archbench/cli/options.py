@@ -14,6 +14,7 @@ import click
 
 from archbench.core.errors import UsageError, error_text
 from archbench.core.settings import DTYPES
+from archbench.run.executor import EXECUTORS
 from archbench.run.request import Measurement, Output
 from archbench.run.session import EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -111,8 +112,16 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      show_default=True, help="Folder that receives a fresh run folder."),
         click.option("--format", "formats", multiple=True, metavar="FMT",
                      help="Report format(s): csv, md, json (default all) or a plugin's."),
-        click.option("--executor", default="local", show_default=True,
-                     envvar="ARCHBENCH_EXECUTOR", help="Where tasks run (local: this process)."),
+        click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local",
+                     show_default=True, envvar="ARCHBENCH_EXECUTOR",
+                     help="Where tasks run: local (this process) or ray (a Ray cluster; "
+                     "pip install 'archbench[ray]')."),
+        click.option("--ray-address", metavar="ADDR",
+                     help="Ray cluster to join (default: RAY_ADDRESS, else start a local Ray "
+                     "instance for the run and shut it down after)."),
+        click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
+                     help="Times a task whose worker died is run again (ray); a retried "
+                     "timing is a different measurement."),
     ]
 
 
@@ -125,7 +134,9 @@ def measurement_options(warmup: int = 3, min_time: float = 1.0, repeat: int = 5
     def decorate(command: Callable) -> Callable:
         def bundled(**kwargs: Any) -> Any:
             output = Output(out=kwargs.pop("out"), formats=kwargs.pop("formats"),
-                            executor=kwargs.pop("executor"))
+                            executor=kwargs.pop("executor"),
+                            ray_address=kwargs.pop("ray_address"),
+                            retries=kwargs.pop("retries"))
             fields = Measurement.__dataclass_fields__
             measurement = Measurement(**{k: kwargs.pop(k) for k in list(kwargs)
                                          if k in fields})
@@ -152,7 +163,7 @@ def model_options(command: Callable) -> Callable:
         "e.g. --set depth=6; a target's own [KEY=VALUE] wins.")(command)
 
 
-def run_plan(pm: Any, plan_fn: Callable[[], Any], output: Output) -> None:
+def run_plan(pm: Any, plan_fn: Callable[[Any], Any], output: Output) -> None:
     """Check everything (exit 2 on bad input), run the plan in a session, print the
     report, and exit with the session's code."""
     from archbench.run.executor import make_executor
@@ -160,9 +171,10 @@ def run_plan(pm: Any, plan_fn: Callable[[], Any], output: Output) -> None:
 
     with planning_errors():
         writers = choose_writers(pm, output.formats)
-        plan = plan_fn()
-        executor = make_executor(output.executor, pm, progress)
+        executor = make_executor(output.executor, pm, progress, address=output.ray_address,
+                                 retries=output.retries)
         try:  # the run folder last: nothing is written for input that cannot run
+            plan = plan_fn(executor)
             session = Session(plan, writers, output.out, command_line(), progress)
         except BaseException:
             executor.close()

@@ -47,4 +47,4 @@ def sweep(targets: tuple[str, ...], img_sizes: str | None, seq_lens: str | None,
         lengths = int_list(seq_lens, "--seq-lens") if seq_lens else (None,)
     pm, registry = setup()
     request = ModelRequest("sweep", targets, measurement, images, lengths, overrides, mixer)
-    run_plan(pm, lambda: plan_models(pm, registry, request), output)
+    run_plan(pm, lambda machine: plan_models(pm, registry, request, machine), output)

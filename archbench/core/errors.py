@@ -28,12 +28,17 @@ class RowSkipped(Exception):
         self.columns = dict(columns or {})
 
 
+class WorkerDied(RuntimeError):
+    """The process (or node) running a task died before the task finished: its unfinished
+    rows fail with this message, whatever the executor."""
+
+
 def error_text(exc: BaseException) -> str:
     """One line for the row's ``error`` column: the plugin and hook that raised (where one
     did), the exception, and where the traceback is."""
     text = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-    if isinstance(exc, RowSkipped):
-        return str(exc)
+    if isinstance(exc, (RowSkipped, WorkerDied)):
+        return str(exc).splitlines()[0][:500]
     origin = getattr(exc, ORIGIN_ATTRIBUTE, None)
     if origin is not None:
         text = f"plugin {origin[0]!r}, {origin[1]}: {text}"

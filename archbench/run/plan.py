@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from archbench.core.errors import UsageError
 from archbench.core.mixers import REFERENCE_MIXER, collect_mixers, find_mixer
@@ -24,6 +24,22 @@ from archbench.core.targets import Target
 from archbench.mixers.swap import check_swappable
 from archbench.run.request import Measurement, MixerRequest, ModelRequest
 from archbench.run.task import Task
+
+
+class Machine(Protocol):
+    """What a plan asks of the machines the tasks run on (an executor answers)."""
+
+    def resolve_device(self, device: str) -> str: ...
+
+    def amp_dtype(self, device: str) -> str: ...
+
+    def memory_budget_mb(self, settings: RunSettings) -> float: ...
+
+
+def _this_machine() -> Machine:
+    from archbench.run.local import LocalExecutor
+
+    return LocalExecutor(None)
 
 
 @dataclass(frozen=True)
@@ -38,11 +54,13 @@ class Plan:
     tables: tuple[str, ...] = ()
 
 
-def plan_models(pm: Any, registry: Registry, request: ModelRequest) -> Plan:
-    """The plan of ``compare`` or ``sweep``; UsageError for anything that cannot run."""
+def plan_models(pm: Any, registry: Registry, request: ModelRequest,
+                machine: Machine | None = None) -> Plan:
+    """The plan of ``compare`` or ``sweep``; UsageError for anything that cannot run.
+    ``machine`` (the executor) says what the run's device is where the tasks run."""
     check_options(request.measurement)
     specs, size_index, names = model_specs(pm, registry, request)
-    settings = run_settings(request.measurement)
+    settings = run_settings(request.measurement, machine)
     if settings.mode == "train":
         check_trainable(pm, specs)
     if not settings.latency:
@@ -147,13 +165,13 @@ def check_options(m: Measurement) -> tuple[int, ...]:
     return int_list(m.batch_sizes or ("1",), "--batch-size")
 
 
-def run_settings(m: Measurement) -> RunSettings:
-    """The measurement options checked against each other and the machine."""
-    from archbench.measure.device import amp_dtype, resolve_device
-
+def run_settings(m: Measurement, machine: Machine | None = None) -> RunSettings:
+    """The measurement options checked against each other and the machine the tasks run
+    on (this one unless an executor says otherwise)."""
+    machine = machine or _this_machine()
     batch_sizes = check_options(m)
-    device = resolve_device(m.device)
-    dtype = amp_dtype(device) if m.amp else m.dtype
+    device = machine.resolve_device(m.device)
+    dtype = machine.amp_dtype(device) if m.amp else m.dtype
     if m.cuda_graphs and not device.startswith("cuda"):
         raise UsageError(f"--cuda-graphs needs a CUDA device; this run is on {device}")
     if m.compile_mode is not None:
@@ -189,11 +207,11 @@ def check_trainable(pm: Any, specs: Sequence[ModelSpec]) -> None:
             raise UsageError(f"--mode train: {spec.name} has no parameters that require grad")
 
 
-def plan_mixers(pm: Any, request: MixerRequest) -> Plan:
+def plan_mixers(pm: Any, request: MixerRequest, machine: Machine | None = None) -> Plan:
     """The plan of ``mixers``: each mixer alone at each size, one group per size."""
-    from archbench.measure.device import memory_budget_mb
     from archbench.mixers.alone import mixer_config_check, mixer_spec
 
+    machine = machine or _this_machine()
     mixers = collect_mixers(pm)
     if not mixers:
         raise UsageError("no token mixer is registered (archbench_token_mixers)")
@@ -204,8 +222,8 @@ def plan_mixers(pm: Any, request: MixerRequest) -> Plan:
     for mixer in chosen:  # before torch is imported: a bad config fails at once
         for size in request.sizes:
             mixer_config_check(mixer, dataclasses.replace(request.base, size=size))
-    settings = run_settings(request.measurement)
-    budget = memory_budget_mb(settings)
+    settings = run_settings(request.measurement, machine)
+    budget = machine.memory_budget_mb(settings)
     tasks = []
     for n, size in enumerate(request.sizes):
         cfg = dataclasses.replace(request.base, size=size)

@@ -38,6 +38,8 @@ class Output:
     out: Path = Path("results")
     formats: tuple[str, ...] = ()
     executor: str = "local"
+    ray_address: str | None = None
+    retries: int = 0
 
 
 @dataclass(frozen=True)

@@ -115,6 +115,8 @@ class Session:
                                  timespec="seconds"),
                              environment={}, settings=plan.settings)
         self.interrupted = False
+        #: Each worker host's environment, as its rows arrive.
+        self.environments: dict[str, dict[str, Any]] = {}
 
     def run(self, executor: Executor) -> int:
         """Run every task; Ctrl-C or SIGTERM at any point (even while the tables and figures
@@ -139,9 +141,6 @@ class Session:
         return EXIT_FAILED_ROWS if failed else EXIT_OK
 
     def execute(self, executor: Executor) -> None:
-        from archbench.report import environment
-
-        self.report.environment = environment.collect(self.plan.settings["device"])
         self.report.complete = False
         self.write()  # whole (empty) files from the start
         executor.submit(self.plan.tasks)
@@ -150,12 +149,33 @@ class Session:
         self.finish()
 
     def add(self, result: RowResult) -> None:
-        for key in WORKER_ENVIRONMENT:
-            if key in result.where:
-                self.report.environment.setdefault(key, result.where[key])
-        details = {**result.details, "group": result.task, "where": result.where}
+        where = dict(result.where)
+        self.note_environment(where.pop("environment", None), where)
+        details = {**result.details, "group": result.task, "where": where}
         self.report.add_row(result.row, details, result.key)
         self.write()
+
+    def note_environment(self, environment: dict[str, Any] | None, where: dict[str, Any]
+                         ) -> None:
+        """The report's environment is the first worker's; every host's is kept under
+        ``nodes`` once there are several, and rows from different device models are
+        flagged, as in ``archbench report``."""
+        if environment is not None:
+            host = str(where.get("host"))
+            self.environments.setdefault(host, environment)
+            if not self.report.environment:
+                self.report.environment.update(environment)
+                for key in WORKER_ENVIRONMENT:
+                    if key in where:
+                        self.report.environment[key] = where[key]
+            if len(self.environments) > 1:
+                self.report.environment["nodes"] = self.environments
+        names = {str(e.get("device_name")) for e in self.environments.values()}
+        if len(names) > 1:
+            self.report.notes[:] = [
+                "Rows were measured on different devices (" + "; ".join(sorted(names)) +
+                "): latency, throughput and memory compare only between rows of the same "
+                "device_name (details.where.device_name in report.json)."]
 
     def finish(self) -> None:
         """The derived tables and the figures, then the last write."""

@@ -6,6 +6,7 @@ through :func:`run_task`; a failure inside one model costs its rows, never the t
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import sys
@@ -49,12 +50,21 @@ def lost_rows(task: Task, exc: BaseException, done: Iterable[tuple[int, ...]] = 
     executor reports for a task that failed as a whole, or whose worker died."""
     run = TaskRun(None, task, lambda _: None)
     finished = set(done)
-    sizes = (None,) if task.settings.max_batch else task.settings.batch_sizes
+    settings = task.settings
+    sizes = (None,) if settings.max_batch or not settings.latency else settings.batch_sizes
     for spec, position in zip(task.specs, task.positions):
         for size in sizes:
             row = run.result(spec, position, size, {}, {}, "error", error_text(exc))
             if row.key not in finished:
                 yield row
+
+
+@functools.cache
+def worker_environment(device: str) -> dict[str, Any]:
+    """This process's environment on ``device`` (versions, CPU, GPU, driver), once."""
+    from archbench.report.environment import collect
+
+    return collect(device)
 
 
 @dataclass
@@ -144,7 +154,9 @@ class TaskRun:
             torch.set_num_threads(self.settings.threads)
         if self.settings.compile:
             torch._dynamo.reset()  # no earlier task's graphs or recompile budget
-        self.where.update(apply_precision_flags(self.settings), threads=torch.get_num_threads())
+        environment = worker_environment(self.settings.device)
+        self.where.update(apply_precision_flags(self.settings), threads=torch.get_num_threads(),
+                          device_name=environment.get("device_name"), environment=environment)
         try:
             prepared = []
             for spec, position in zip(self.task.specs, self.task.positions):
