@@ -118,3 +118,16 @@ def test_without_ray_the_executor_is_refused_with_the_install_command(run_cli, m
     result = run_cli("compare", "toy", "--executor", "ray")
     assert result.exit_code == 2 and "pip install 'archbench[ray]'" in result.stderr
     assert result.run_dir is None
+
+
+def test_a_timed_group_is_counted_in_parallel_first_and_a_failed_count_costs_its_model(
+        run_cli, ray_address):
+    result = _ray(run_cli, ray_address, "compare", "toy", "toy:dies", "toy[width=4]", *FAST)
+    assert result.exit_code == 1, result.output
+    rows = {r["model"]: r for r in read_report(result.run_dir)["rows"]}
+    assert rows["toy:dies"]["status"] == "error" and rows["toy:dies"]["batch_size"] == 1
+    assert rows["toy:dies"]["error"].startswith("worker died: ")
+    for name in ("toy:tiny", "toy:tiny[width=4]"):
+        assert rows[name]["status"] == "ok" and rows[name]["latency_ms_median"] > 0
+        assert rows[name]["gmacs"] > 0  # counted by its own task, timed by the group's
+    assert "counted toy:tiny (32x32)" in result.stderr

@@ -69,9 +69,13 @@ class RayExecutor:
         self.retries = retries
         if self.address:
             check_reachable(self.address)
-        self.pending: dict[Any, Task] = {}
-        self.total = 0
+        #: Ray task → (its Task, the index of the timed group it counts for, or None).
+        self.pending: dict[Any, tuple[Task, int | None]] = {}
+        #: Timed groups waiting for their counting: index → (the group, count-only rows).
+        self.counting: dict[int, tuple[Task, dict[int, RowResult]]] = {}
+        self.total = self.done = 0
         self._probed: dict[str, Any] = {}
+        self._mixers: dict[str, Any] | None = None
 
     # -- the cluster ----------------------------------------------------------------------
 
@@ -163,37 +167,75 @@ class RayExecutor:
         return {"num_cpus": self.node_cpus()}
 
     def submit(self, tasks: Sequence[Task]) -> None:
+        """Count-only tasks go out as they are. A timed group first goes out as one
+        count-only task per model (CPUs, in parallel); the group itself follows when they
+        are done, carrying their analyses, so it holds its device only to time."""
+        self.connect()
+        for task in tasks:
+            if task.settings.latency and not task.analysis:
+                self.counting[task.index] = (task, {})
+                for count in task.counting():
+                    self.send(count, parent=task.index)
+            else:
+                self.send(task)
+        self.total += len(tasks)
+
+    def send(self, task: Task, parent: int | None = None) -> None:
         import ray
 
         from archbench.core.mixers import collect_mixers
 
-        self.connect()
-        remote = ray.remote(run_on_worker)
-        mixers = collect_mixers(self.pm)
-        for task in tasks:
-            options = {**self.resources(task), "max_retries": self.retries,
-                       "retry_exceptions": False}
-            ref = remote.options(**options).remote(pickle.dumps(task),
-                                                   needed_plugins(task, mixers))
-            self.pending[ref] = task
-        self.total += len(tasks)
+        if self._mixers is None:
+            self._mixers = collect_mixers(self.pm)
+        options = {**self.resources(task), "max_retries": self.retries,
+                   "retry_exceptions": False}
+        ref = ray.remote(run_on_worker).options(**options).remote(
+            pickle.dumps(task), needed_plugins(task, self._mixers))
+        self.pending[ref] = (task, parent)
 
     def results(self) -> Iterator[RowResult]:
         import ray
 
         while self.pending:
             (ref,), _ = ray.wait(list(self.pending), num_returns=1)
-            task = self.pending.pop(ref)
-            try:
-                rows = ray.get(ref)
-            except Exception as exc:  # the task's rows, as errors: the run goes on
-                from archbench.run.worker import lost_rows
-
-                rows = list(lost_rows(task, failure(exc)))
+            task, parent = self.pending.pop(ref)
+            rows = self.collect(ref, task)
+            if parent is not None:
+                yield from self.counted(parent, task, rows)
+                continue
+            self.done += 1
             where = rows[0].where if rows else {}
-            self.progress(f"[task {self.total - len(self.pending)}/{self.total}] "
-                          f"{task.label}: done on {where.get('host', '?')}")
+            self.progress(f"[task {self.done}/{self.total}] {task.label}: done on "
+                          f"{where.get('host', '?')}")
             yield from rows
+
+    def collect(self, ref: Any, task: Task) -> list[RowResult]:
+        """A finished Ray task's rows; if it failed as a whole, its rows as errors."""
+        import ray
+
+        from archbench.run.worker import lost_rows
+
+        try:
+            return ray.get(ref)
+        except Exception as exc:  # the run goes on
+            return list(lost_rows(task, failure(exc)))
+
+    def counted(self, parent: int, task: Task, rows: list[RowResult]) -> Iterator[RowResult]:
+        """One model of a timed group is counted; once all are, the group goes out."""
+        from archbench.run.worker import timing_task
+
+        group, counted = self.counting[parent]
+        counted[task.positions[0]] = rows[0]
+        self.progress(f"  counted {task.label} on {rows[0].where.get('host', '?')}")
+        if len(counted) < len(group.specs):
+            return
+        del self.counting[parent]
+        timed, failed = timing_task(group, counted)
+        if timed is not None:
+            self.send(timed)
+        else:
+            self.done += 1
+        yield from failed
 
     def cancel(self) -> None:
         import ray
@@ -201,6 +243,7 @@ class RayExecutor:
         for ref in self.pending:
             ray.cancel(ref, force=True)
         self.pending.clear()
+        self.counting.clear()
 
     def close(self) -> None:
         """Disconnect; a local instance this executor started stops with it."""

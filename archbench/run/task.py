@@ -26,10 +26,22 @@ class Task:
     specs: tuple[ModelSpec, ...]
     settings: RunSettings
     positions: tuple[int, ...] = ()
+    #: Per spec, its analysis (columns, details) where another task already counted it,
+    #: so this one only builds and times it; empty or None: count it here.
+    analysis: tuple[tuple[dict[str, Any], dict[str, Any]] | None, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.positions:
             object.__setattr__(self, "positions", tuple(range(len(self.specs))))
+
+    def counting(self) -> list[Task]:
+        """One count-only task per model of this group (the counting half, which needs no
+        device of its own and can run anywhere, in parallel)."""
+        import dataclasses
+
+        settings = dataclasses.replace(self.settings, latency=False, max_batch=False)
+        return [Task(self.index, (spec,), settings, (position,))
+                for spec, position in zip(self.specs, self.positions)]
 
     @property
     def label(self) -> str:

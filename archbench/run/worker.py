@@ -6,6 +6,7 @@ through :func:`run_task`; a failure inside one model costs its rows, never the t
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 import socket
@@ -57,6 +58,37 @@ def lost_rows(task: Task, exc: BaseException, done: Iterable[tuple[int, ...]] = 
             row = run.result(spec, position, size, {}, {}, "error", error_text(exc))
             if row.key not in finished:
                 yield row
+
+
+#: The columns that say which row it is, not what was measured.
+IDENTITY = ("model", "arch", "variant", "input", "img_size", "seq_len", "batch_size", "device",
+            "dtype", "mode")
+
+
+def analysis_of(row: RowResult) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A count-only row's analysis (columns, details), to hand to the task that times it."""
+    return ({k: v for k, v in row.columns.items() if k not in IDENTITY},
+            {k: v for k, v in row.details.items() if k != "config"})
+
+
+def timing_task(task: Task, counted: dict[int, RowResult]) -> tuple[Task | None, list[RowResult]]:
+    """``task`` with the analyses of its models, counted elsewhere (``counted``: the
+    count-only row of each position); a model whose counting failed is left out, and its
+    failure is each of its rows."""
+    sizes = (None,) if task.settings.max_batch else task.settings.batch_sizes
+    keep, failed = [], []
+    for spec, position in zip(task.specs, task.positions):
+        row = counted[position]
+        if row.status == "ok":
+            keep.append((spec, position, analysis_of(row)))
+            continue
+        failed += [dataclasses.replace(row, task=task.index, key=(position, i),
+                                       columns={**row.columns, "batch_size": size})
+                   for i, size in enumerate(sizes)]
+    if not keep:
+        return None, failed
+    specs, positions, analyses = zip(*keep)
+    return Task(task.index, specs, task.settings, positions, analyses), failed
 
 
 @functools.cache
@@ -154,14 +186,18 @@ class TaskRun:
             torch.set_num_threads(self.settings.threads)
         if self.settings.compile:
             torch._dynamo.reset()  # no earlier task's graphs or recompile budget
-        environment = worker_environment(self.settings.device)
+        # counting runs on the CPU wherever the rows will be timed
+        environment = worker_environment(self.settings.device if self.settings.latency
+                                         else "cpu")
         self.where.update(apply_precision_flags(self.settings), threads=torch.get_num_threads(),
                           device_name=environment.get("device_name"), environment=environment)
         try:
             prepared = []
-            for spec, position in zip(self.task.specs, self.task.positions):
-                self.progress(f"{spec.name} ({spec.input_desc}): building and counting")
-                item, failed = self.prepare(spec, position)
+            counted = self.task.analysis or (None,) * len(self.task.specs)
+            for spec, position, analysis in zip(self.task.specs, self.task.positions, counted):
+                self.progress(f"{spec.name} ({spec.input_desc}): building"
+                              + ("" if analysis else " and counting"))
+                item, failed = self.prepare(spec, position, analysis)
                 yield from failed
                 if item is not None:
                     prepared.append(item)
@@ -170,8 +206,10 @@ class TaskRun:
         finally:
             torch.set_num_threads(threads)
 
-    def prepare(self, spec: ModelSpec, position: int) -> tuple[Prepared | None, list[RowResult]]:
-        """Build and analyse; without latency, the row is finished here and the model freed."""
+    def prepare(self, spec: ModelSpec, position: int, analysis: tuple[dict, dict] | None = None
+                ) -> tuple[Prepared | None, list[RowResult]]:
+        """Build and analyse (unless ``analysis`` was counted elsewhere); without latency,
+        the row is finished here and the model freed."""
         from archbench.measure.workload import place_model
 
         sizes = (None,) if self.settings.max_batch else self.settings.batch_sizes
@@ -179,7 +217,7 @@ class TaskRun:
         try:
             swap = self.swap(spec)
             model = self.build(spec, swap)
-            columns, details = self.analyze(spec, model, swap)
+            columns, details = analysis or self.analyze(spec, model, swap)
             if self.settings.latency:
                 model = place_model(model, self.settings)
         except Exception as exc:
@@ -276,7 +314,7 @@ class TaskRun:
     def result(self, spec: ModelSpec, position: int, batch_size: int | None, columns: dict,
                details: dict, status: str = "ok", error: str | None = None) -> RowResult:
         sizes = list(self.settings.batch_sizes)
-        identity = {
+        identity = {  # the keys of IDENTITY
             "model": spec.name, "arch": spec.arch.name, "variant": spec.variant,
             "input": spec.input_desc, "img_size": spec.img_size, "seq_len": spec.seq_len,
             "batch_size": batch_size, "device": self.settings.device,
