@@ -36,11 +36,32 @@ def ray_address(tmp_path_factory):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), *sys.path]),
            "RAY_AUTH_MODE": "disabled"}
     ray = Path(sys.executable).with_name("ray")
-    subprocess.run([str(ray), "start", "--head", f"--port={port}", "--num-cpus=2",
-                    "--num-gpus=0", "--include-dashboard=false", "--disable-usage-stats"],
-                   check=True, env=env, capture_output=True, timeout=120)
-    yield f"127.0.0.1:{port}"
-    subprocess.run([str(ray), "stop", "--force"], capture_output=True, timeout=120)
+    # --block: the head lives as long as this process, and stopping it stops only the Ray
+    # processes it started (not other Ray instances on the machine, as `ray stop` would)
+    head = subprocess.Popen([str(ray), "start", "--head", "--block", f"--port={port}",
+                             "--num-cpus=2", "--num-gpus=0", "--include-dashboard=false",
+                             "--disable-usage-stats"], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(port, head)
+        yield f"127.0.0.1:{port}"
+    finally:
+        head.terminate()
+        head.wait(timeout=60)
+
+
+def _wait_for(port: int, head: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if head.poll() is not None:
+            raise RuntimeError(f"ray start exited with {head.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            time.sleep(2)  # the port answers before the raylet has registered
+            return
+        except OSError:
+            time.sleep(0.5)
+    raise RuntimeError(f"the Ray head did not answer on port {port} in {timeout:.0f} s")
 
 
 def _ray(run_cli, address, *args):
