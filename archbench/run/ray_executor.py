@@ -35,7 +35,7 @@ class MissingPlugin(RuntimeError):
     """A worker lacks a plugin the task needs."""
 
 
-def check_reachable(address: str) -> None:
+def check_reachable(address: str, source: str = "--ray-address") -> None:
     """UsageError within a few seconds if nothing answers at ``host:port``."""
     if address in ("auto", "local"):
         return
@@ -47,7 +47,7 @@ def check_reachable(address: str) -> None:
         with socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S):
             pass
     except OSError as exc:
-        raise UsageError(f"--ray-address {address}: no Ray cluster answers at {host}:{port} "
+        raise UsageError(f"{source} {address}: no Ray cluster answers at {host}:{port} "
                          f"({exc.strerror or exc}); start one with 'ray start --head' or "
                          "leave the address out to start a local instance") from None
 
@@ -66,9 +66,11 @@ class RayExecutor:
         self.pm = pm
         self.progress = progress
         self.address = address or os.environ.get("RAY_ADDRESS") or None
+        #: How the user gave the address, for messages.
+        self.source = "--ray-address" if address else "RAY_ADDRESS"
         self.retries = retries
         if self.address:
-            check_reachable(self.address)
+            check_reachable(self.address, self.source)
         #: Ray task → (its Task, the index of the timed group it counts for, or None).
         self.pending: dict[Any, tuple[Task, int | None]] = {}
         #: Timed groups waiting for their counting: index → (the group, count-only rows).
@@ -93,17 +95,26 @@ class RayExecutor:
             try:
                 ray.init(address=self.address, **options)
             except ConnectionError as exc:
-                raise UsageError(f"--ray-address {self.address}: cannot join the Ray cluster "
-                                 f"({str(exc).splitlines()[0]}); if it uses token "
-                                 "authentication, set RAY_AUTH_MODE=token and its token "
-                                 "(docs/cluster.md)") from None
-        else:  # a local instance: its workers see this process's import path too
+                raise UsageError(self.join_error(exc)) from None
+        else:  # a new local instance (never one a `ray start` left running); its workers
+            # see this process's import path too
             env["PYTHONPATH"] = os.pathsep.join(p for p in _import_path() if p)
             self.progress("starting a local Ray instance for this run")
-            ray.init(runtime_env={"env_vars": env}, include_dashboard=False, **options)
+            ray.init(address="local", runtime_env={"env_vars": env}, include_dashboard=False,
+                     **options)
         resources = ray.cluster_resources()
         self.progress(f"Ray: {len(ray.nodes())} node(s), {resources.get('CPU', 0):g} CPUs, "
                       f"{resources.get('GPU', 0):g} GPUs")
+
+    def join_error(self, exc: BaseException) -> str:
+        import ray.exceptions
+
+        text = f"{self.source} {self.address}: cannot join the Ray cluster " \
+               f"({str(exc).splitlines()[0]})"
+        if isinstance(exc.__cause__, ray.exceptions.AuthenticationError):
+            text += ("; it uses token authentication: set RAY_AUTH_MODE=token and its token "
+                     "(`ray get-auth-token` on the head; docs/cluster.md)")
+        return text
 
     def node_cpus(self) -> int:
         """CPUs of the largest node: what a CPU timing group holds alone."""
