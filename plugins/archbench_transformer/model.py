@@ -24,12 +24,8 @@ from torch import nn
 DEFAULT_MAX_LEN = 8192
 
 
-def scaled_dot_product_attention(
-    q: torch.Tensor,
-    k: torch.Tensor,
-    v: torch.Tensor,
-    attn_mask: torch.Tensor | None = None,
-) -> torch.Tensor:
+def scaled_dot_product_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+                                 attn_mask: torch.Tensor | None = None) -> torch.Tensor:
     """Attention(Q, K, V) = softmax(QKᵀ / √d_k) V, written out (eq. 1).
 
     ``q``: (..., L, d_k), ``k``: (..., S, d_k), ``v``: (..., S, d_v); ``attn_mask`` is an
