@@ -103,8 +103,16 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      "trials (at least 5 iterations)."),
         click.option("--repeat", type=click.IntRange(min=1), default=repeat, show_default=True,
                      help="Trials per row; rows of a group are interleaved across trials."),
+        click.option("--target-ci", type=float, metavar="PCT",
+                     help="Add trials until every row's 95% interval half-width is within "
+                     "PCT% of its median, or --max-time runs out."),
+        click.option("--max-time", type=float, metavar="S",
+                     help="With --target-ci: seconds of trials a group may take in all "
+                     "(default 60)."),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch "
                      "(default: torch's own choice; recorded either way)."),
+        click.option("--no-cache", is_flag=True, help="Count params and FLOPs afresh: "
+                     "neither read nor write the complexity cache."),
         click.option("--no-latency", is_flag=True, help="Complexity only: params, FLOPs, "
                      "formulas."),
         click.option("--debug", is_flag=True, help="Print tracebacks of failed rows."),
@@ -112,6 +120,11 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      show_default=True, help="Folder that receives a fresh run folder."),
         click.option("--format", "formats", multiple=True, metavar="FMT",
                      help="Report format(s): csv, md, json (default all) or a plugin's."),
+        click.option("--figure-format", type=click.Choice(["png", "pdf", "svg"]),
+                     default="png", show_default=True, help="Figures' file format; "
+                     "report.md shows PNGs and links the others."),
+        click.option("--columns", metavar="COL[,COL...]", help="Columns of the summary "
+                     "table (terminal and report.md); every column stays in csv and json."),
         click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local",
                      show_default=True, envvar="ARCHBENCH_EXECUTOR",
                      help="Where tasks run: local (this process) or ray (a Ray cluster; "
@@ -136,7 +149,10 @@ def measurement_options(warmup: int = 3, min_time: float = 1.0, repeat: int = 5
             output = Output(out=kwargs.pop("out"), formats=kwargs.pop("formats"),
                             executor=kwargs.pop("executor"),
                             ray_address=kwargs.pop("ray_address"),
-                            retries=kwargs.pop("retries"))
+                            retries=kwargs.pop("retries"),
+                            figure_format=kwargs.pop("figure_format"),
+                            columns=tuple(c.strip() for c in (kwargs.pop("columns") or "")
+                                          .split(",") if c.strip()))
             fields = Measurement.__dataclass_fields__
             measurement = Measurement(**{k: kwargs.pop(k) for k in list(kwargs)
                                          if k in fields})
@@ -175,7 +191,8 @@ def run_plan(pm: Any, plan_fn: Callable[[Any], Any], output: Output) -> None:
                                  retries=output.retries)
         try:  # the run folder last: nothing is written for input that cannot run
             plan = plan_fn(executor)
-            session = Session(plan, writers, output.out, command_line(), progress)
+            session = Session(plan, writers, output.out, command_line(), progress,
+                              figure_format=output.figure_format, columns=output.columns)
         except BaseException:
             executor.close()
             raise

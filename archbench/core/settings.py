@@ -51,6 +51,13 @@ class RunSettings:
     max_memory_mb: float | None = None
     #: Print tracebacks of failed rows to stderr.
     debug: bool = False
+    #: Keep adding trials until each row's 95% interval half-width is within this % of its
+    #: median (None: exactly ``repeat`` trials).
+    target_ci: float | None = None
+    #: With ``target_ci``: seconds a group's trials may take in all before it gives up.
+    max_time: float | None = None
+    #: Read and write the on-disk complexity cache (params, FLOPs, formulas).
+    cache: bool = True
 
 
 def element_bytes(dtype: str) -> int:

@@ -70,6 +70,10 @@ class Report:
     #: Sort keys of the rows, where given: rows finished out of order (interleaved trials,
     #: a batch that fails early) still appear in the order the user asked for them.
     keys: list[tuple] = field(default_factory=list, repr=False)
+    #: The figures' file format (png, pdf, svg).
+    figure_format: str = "png"
+    #: The summary table's columns, as chosen with ``--columns`` (empty: the default).
+    columns: list[str] = field(default_factory=list)
 
     def add_row(self, row: dict[str, Any], details: dict[str, Any], key: tuple = ()) -> None:
         index = bisect.bisect_right(self.keys, key) if key else len(self.rows)

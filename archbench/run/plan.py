@@ -185,7 +185,7 @@ def run_settings(m: Measurement, machine: Machine | None = None) -> RunSettings:
         min_time=m.min_time, repeat=m.repeat, threads=m.threads, latency=not m.no_latency,
         mode=m.mode, channels_last=m.channels_last, compile=m.compile_mode,
         cuda_graphs=m.cuda_graphs, max_batch=m.max_batch, max_memory_mb=m.max_memory,
-        debug=m.debug,
+        debug=m.debug, target_ci=m.target_ci, max_time=m.max_time, cache=not m.no_cache,
     )
 
 

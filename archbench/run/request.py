@@ -29,6 +29,11 @@ class Measurement:
     threads: int | None = None
     no_latency: bool = False
     debug: bool = False
+    #: Add trials until every row's 95% interval half-width is within this % of its median.
+    target_ci: float | None = None
+    #: Seconds a row's trials may take in all with ``target_ci``.
+    max_time: float | None = None
+    no_cache: bool = False
 
 
 @dataclass(frozen=True)
@@ -40,6 +45,10 @@ class Output:
     executor: str = "local"
     ray_address: str | None = None
     retries: int = 0
+    #: png, pdf or svg: the figures' file format (report.md embeds PNGs only).
+    figure_format: str = "png"
+    #: The columns of the summary table (terminal and report.md); () for the default.
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

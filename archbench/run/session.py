@@ -105,7 +105,8 @@ class Session:
     exit code, leaving ``report`` and ``run_dir`` for the command to print."""
 
     def __init__(self, plan: Plan, writers: Sequence[ReportWriter], out: Path, command: str,
-                 progress: Callable[[str], None] = lambda _: None) -> None:
+                 progress: Callable[[str], None] = lambda _: None, *,
+                 figure_format: str = "png", columns: Sequence[str] = ()) -> None:
         self.plan = plan
         self.progress = progress
         self.writers = list(writers)
@@ -113,7 +114,8 @@ class Session:
         self.report = Report(kind=plan.kind, command=command,
                              created=dt.datetime.now(dt.timezone.utc).isoformat(
                                  timespec="seconds"),
-                             environment={}, settings=plan.settings)
+                             environment={}, settings=plan.settings,
+                             figure_format=figure_format, columns=list(columns))
         self.interrupted = False
         #: Each worker host's environment, as its rows arrive.
         self.environments: dict[str, dict[str, Any]] = {}
