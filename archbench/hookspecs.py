@@ -14,7 +14,8 @@ The hooks run in this order for every model of ``archbench compare`` (the core c
 each through ``pm.hook``, so ``wrapper=True`` implementations run around the others)::
 
     archbench_architectures            once, at start-up (also for ``archbench list``)
-    archbench_validate                 for every requested model, before anything is built
+    archbench_validate                 for every requested model, after the core checked its
+                                       config schema, before anything is built
     archbench_build_model              each model in turn (kept on the device for timing)
     archbench_example_inputs           once for analysis (batch 1), once per batch size
     archbench_flop_handlers            once per model, before the analysis
@@ -67,7 +68,10 @@ def archbench_architectures() -> list[Architecture]:
 
     Called by the core once, when the plugin manager is set up (``archbench list`` and every
     command that resolves ``ARCH[:VARIANT]``). It must be cheap: do not import torch or
-    build anything here. Two plugins registering the same architecture name is an error.
+    build anything here. An implementation that raises or returns anything but a list of
+    ``Architecture`` costs its plugin a warning and its answer; where two plugins register
+    the same architecture name, the first registered (archbench's own first) keeps it and
+    the other is warned about, naming both.
     """
 
 
@@ -75,10 +79,21 @@ def archbench_architectures() -> list[Architecture]:
 def archbench_validate(spec: ModelSpec) -> None:
     """Check a requested model before anything is built; raise :class:`archbench.UsageError`.
 
+    Most checks need no hook: declare what each config key may hold in
+    ``Architecture(schema=Schema(...))`` (:mod:`archbench.core.schema`): per key a
+    ``Field(kind, minimum=, maximum=, above=, below=, choices=, odd=, multiple_of=,
+    items=, length=, ...)``, the input size under ``img_size``/``seq_len``, cross-key
+    ``rules`` (module-level ``rule(spec) -> str | None``) and a ``params(spec)`` estimate
+    that the core refuses above ``MAX_PARAMS``. The core checks every spec against it
+    (keys without a field get one inferred from their default: positive ints, finite
+    floats, ...) before calling this hook, so here every key already has its declared type
+    and range.
+
     Receives the :class:`archbench.ModelSpec` (architecture, variant, config with the
     user's overrides applied, input size). Returns nothing; raise ``UsageError`` with a
     one-line message for a configuration that cannot work (the CLI prints it and exits
-    with code 2). Ignore specs of architectures you do not own (``spec.arch.name``).
+    with code 2; any other exception is also one line, naming the plugin, and exit 2).
+    Ignore specs of architectures you do not own (``spec.arch.name``).
 
     Called by the core for every requested model before the first model is built, so a
     typo in the last argument fails in a second, not after an hour. Must not import torch
@@ -166,6 +181,14 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
     swapped model (``ctx.swap``: the mixer's formula per stage, as MSA and W-MSA, after
     checking the count); architecture plugins add their analytic formulas (e.g. Swin eqs.
     1 and 2) for their own unswapped models and return None when ``ctx.swap`` is set.
+
+    The merged answers are kept in the on-disk complexity cache, and a later run asking
+    for the same model reuses them without building it (``--no-cache`` counts afresh). So
+    an analysis must depend only on the spec (architecture, variant, config, input size,
+    mixer), ``ctx.settings.mode`` and plugin code: the cache key holds those, and the
+    version and a hash of the ``.py`` files of every plugin implementing this hook,
+    ``archbench_build_model``, ``archbench_example_inputs``, ``archbench_flop_handlers``
+    or ``archbench_token_mixers``.
     """
 
 
@@ -206,8 +229,11 @@ def archbench_report_writers() -> list[ReportWriter]:
     (``format`` as given to ``--format``, the ``filename`` it writes, and
     ``render(report)`` returning the file's ``str``/``bytes``, or ``{filename: content}``
     for a format that writes several files). A later plugin's writer for the same format
-    replaces an earlier one. The core writes the rendered text atomically (temporary file,
-    then rename), so an interrupted run leaves whole files.
+    replaces an earlier one. The core writes every writer's files to temporary files and
+    then renames them all, so an interrupted run leaves whole files holding the same rows.
+    A ``render`` that raises costs its own files (one warning; the others are written and
+    the exit code does not change); an implementation of this hook that raises or returns
+    anything but a list of ``ReportWriter`` costs its plugin a warning.
 
     Called by the core to learn the valid ``--format`` values, and after every finished
     row to rewrite the run's files. The core's writers plugin provides ``csv``, ``md`` and
@@ -233,6 +259,7 @@ def archbench_token_mixers() -> list[TokenMixer]:
     (``+MIXER`` or ``--mixer``) when the plan is checked and in each worker that builds a
     swapped model. The core checks each swap against each stage of the architecture's
     :class:`archbench.mixers.MixerSwap` and builds it into the model through the ``swap``
-    argument of ``archbench_build_model``. Two plugins
-    registering the same mixer name is an error naming both.
+    argument of ``archbench_build_model``. As for ``archbench_architectures``, a failing
+    or malformed answer costs its plugin a warning, and a mixer name registered twice stays
+    with the first plugin, with a warning naming both.
     """

@@ -1,13 +1,31 @@
 from __future__ import annotations
 
+import atexit
 import json
+import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 sys.path.insert(0, str(Path(__file__).parent))
+
+# The complexity cache of processes the tests start without a test's own folder (a Ray
+# head started once per session): a fresh folder, never the user's ~/.cache/archbench.
+os.environ["ARCHBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="archbench-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ARCHBENCH_CACHE_DIR"], True)
+
+
+@pytest.fixture(autouse=True)
+def complexity_cache_dir(monkeypatch, tmp_path) -> Path:
+    """Each test starts with an empty complexity cache of its own (a model counted by one
+    test is counted again by the next, as a test expects)."""
+    folder = tmp_path / "archbench-cache"
+    monkeypatch.setenv("ARCHBENCH_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -53,6 +71,7 @@ def analyze(plugin_manager):
     ``archbench compare --no-latency`` would report, through the same plugin calls."""
     from archbench import RunSettings
     from archbench.core.registry import Registry
+    from archbench.core.schema import check_spec
     from archbench.run.task import Task
     from archbench.run.worker import TaskRun
 
@@ -61,6 +80,7 @@ def analyze(plugin_manager):
 
     def run(target: str, **kwargs):
         spec = registry.resolve(target, **kwargs)
+        check_spec(spec)  # the core's config schema, then the plugins' own checks
         plugin_manager.hook.archbench_validate(spec=spec)
         swap = worker.swap(spec)
         return worker.analyze(spec, worker.build(spec, swap), swap)

@@ -107,7 +107,7 @@ def test_set_overrides_a_config_field(run_cli):
     [
         (("vitt",), "did you mean 'vit'"),
         (("vit:gigantic",), "unknown variant of 'vit'"),
-        (("vit", "--img-size", "225"), "not divisible by the patch size 16"),
+        (("vit", "--img-size", "225"), "image size 225 is not divisible by patch_size 16"),
         (("vit", "--batch-size", "0"), "--batch-size must be at least 1"),
         (("vit", "--set", "vit.depthh=3"), "has no config field 'depthh'"),
         (("vit", "--set", "vit.depth=three"), "expected a value of type int"),

@@ -92,12 +92,12 @@ def test_bootstrap_intervals_separate_different_and_cover_equal_timings():
 
 
 def test_cpu_timer_runs_warmup_untimed_and_at_least_min_iterations():
-    from archbench.measure.timing import MIN_ITERATIONS, time_cpu
+    from archbench.measure.timing import MIN_TRIAL_ITERATIONS, time_cpu
 
     calls = []
     samples = time_cpu(lambda: calls.append(1), warmup=3, min_time=0.0)
-    assert len(samples) == MIN_ITERATIONS
-    assert len(calls) == 3 + MIN_ITERATIONS
+    assert len(samples) == MIN_TRIAL_ITERATIONS
+    assert len(calls) == 3 + MIN_TRIAL_ITERATIONS
 
 
 def test_sdpa_is_counted():

@@ -167,7 +167,6 @@ def test_installed_plugin_is_listed_with_its_version(convnext_installed):
     assert convnext["error"] is None
     assert {
         "archbench_architectures",
-        "archbench_validate",
         "archbench_build_model",
         "archbench_analyze",
     } <= set(convnext["hooks"])
@@ -255,23 +254,26 @@ def test_plugin_that_fails_to_import_costs_a_warning_not_the_cli(tmp_path):
     assert boom["version"] == "6.6.6"
 
 
-def test_convnext_validate_rejects_bad_configs(monkeypatch):
-    """The example's hooks, imported from its source tree (no install, no torch)."""
+def test_convnext_schema_rejects_bad_configs(monkeypatch):
+    """The example's schema, imported from its source tree (no install, no torch)."""
     monkeypatch.syspath_prepend(str(EXAMPLE / "src"))
     import archbench_convnext
 
     from archbench import UsageError
     from archbench.core.registry import Registry
+    from archbench.core.schema import check_spec
 
     registry = Registry([archbench_convnext.CONVNEXT])
     for target, kwargs, message in [
         ("convnext", {"img_size": 100}, "not divisible by the total stride 32"),
         ("convnext:small", {"overrides": {"kernel_size": "6"}}, "kernel_size must be odd"),
-        ("convnext", {"overrides": {"depths": "(2, 2, 6)"}}, "same, non-zero length"),
+        ("convnext", {"overrides": {"depths": "(2, 2, 6)"}}, "as many entries as depths"),
+        ("convnext", {"overrides": {"dims": "(96, 0, 384, 768)"}}, r"dims\[1\] must be at least 1"),
+        ("convnext", {"overrides": {"dims": "(9600, 19200, 38400, 65536)"}}, "billion parameters"),
     ]:
         with pytest.raises(UsageError, match=message):
-            archbench_convnext.archbench_validate(spec=registry.resolve(target, **kwargs))
-    archbench_convnext.archbench_validate(spec=registry.resolve("convnext", img_size=256))
+            check_spec(registry.resolve(target, **kwargs))
+    check_spec(registry.resolve("convnext", img_size=256))
 
 
 # -- the plugin author's guide --------------------------------------------------------

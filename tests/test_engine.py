@@ -101,7 +101,7 @@ def test_target_overrides_win_over_run_level_defaults(run_cli):
     ("target", "message"),
     [("toy[width]", "is not KEY=VALUE"), ("toy@x", "positive integer"),
      ("toy[depth=2]", "has no config field 'depth'"), ("toy[width=two]", "type int"),
-     ("toy:tiny:x", "unknown variant")],
+     ("toy:tiny:x", "more than one ':'")],
 )
 def test_bad_targets_exit_2_before_building(run_cli, target, message):
     import archbench_testplugin

@@ -45,6 +45,8 @@ def test_compare_on_cuda(run_cli, dtype):
         assert row["memory_measure"].startswith("cuda max_memory_allocated")
         assert row["memory_mb"] > 0 and row["latency_ms_median"] > 0
         assert 0 < row["peak_fraction"] < 1.5
+        # other processes on the GPU are looked up (NVML or nvidia-smi); None: no tool
+        assert "contended" in row and "cpu_share" not in row
     vit = report["rows"][0]
     assert vit["attention_backend"] in {"flash", "efficient", "cudnn", "math"}
 

@@ -1,5 +1,5 @@
 """The Swin plugin: timm-compatible weights, the paper's Table 1 params and GMACs, eqs. (1)-(2)
-against fvcore's count of the WindowAttention modules, and the validator's errors."""
+against fvcore's count of the WindowAttention modules, and the config schema's errors."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import torch
 
 import archbench_swin
 from archbench import ModelSpec, UsageError
+from archbench.core.schema import check_spec
 from archbench.measure.counting import CORE_HANDLERS, AnalysisContext, count_flops
 from archbench_swin import SWIN
 
@@ -33,7 +34,7 @@ def handlers(spec: ModelSpec) -> dict:
 def context(spec: ModelSpec) -> AnalysisContext:
     """What the core builds for ``archbench_analyze``: model, batch-1 inputs, handlers."""
     torch.manual_seed(0)
-    archbench_swin.archbench_validate(spec)
+    check_spec(spec)
     model = archbench_swin.archbench_build_model(spec, None).eval()
     inputs = (torch.randn(1, 3, spec.img_size, spec.img_size),)
     return AnalysisContext(spec, model, inputs, handlers(spec))
@@ -67,7 +68,6 @@ def test_hooks_ignore_other_architectures():
     import dataclasses
 
     other = make_spec().replace(arch=dataclasses.replace(SWIN, name="not-swin"))
-    assert archbench_swin.archbench_validate(other) is None
     assert archbench_swin.archbench_build_model(other, None) is None
     assert archbench_swin.archbench_flop_handlers(other) is None
 
@@ -202,35 +202,38 @@ def test_builds_on_meta_device_and_runs_other_sizes():
 @pytest.mark.parametrize(
     ("img", "overrides", "message"),
     [
-        (224, dict(window_size=0), "window_size must be a positive integer"),
-        (224, dict(window_size=-7), "window_size must be a positive integer"),
+        (224, dict(window_size=0), "window_size must be at least 1, got 0"),
+        (224, dict(window_size=-7), "window_size must be at least 1, got -7"),
         (16, {}, "too small for 4 stages"),
         (28, {}, "too small for 4 stages"),
-        (226, {}, "not divisible by the patch size 4"),
+        (226, {}, "image size 226 is not divisible by patch_size 4"),
         (224, dict(num_heads=(5, 6, 12, 24)), "not divisible by num_heads[0] = 5"),
         (224, dict(num_heads=(3, 6, 12, 25)), "stage 4 width 768"),
-        (224, dict(depths=(2, 2, 6)), "one entry per stage"),
-        (224, dict(depths=(2, 0, 6, 2)), "depth >= 1"),
-        (224, dict(embed_dim=0), "embed_dim must be a positive integer"),
-        (224, dict(patch_size=0), "patch_size must be a positive integer"),
+        (224, dict(depths=(2, 2, 6)), "one per stage"),
+        (224, dict(depths=(2, 0, 6, 2)), "depths[1] must be at least 1, got 0"),
+        (224, dict(embed_dim=0), "embed_dim must be at least 1, got 0"),
+        (224, dict(patch_size=0), "patch_size must be at least 1, got 0"),
+        (224, dict(num_heads=(0,)), "num_heads[0] must be at least 1, got 0"),
+        (224, dict(mlp_ratio=float("nan")), "mlp_ratio must be a finite number, got nan"),
+        (224, dict(embed_dim=3072, depths=(2, 2, 60, 2)), "billion parameters"),
     ],
 )
 def test_validate_rejects_bad_configs(img, overrides, message):
     spec = make_spec("tiny", img_size=img, **overrides)
     with pytest.raises(UsageError, match="swin:tiny") as info:
-        archbench_swin.archbench_validate(spec)
+        check_spec(spec)
     assert message in str(info.value)
     assert "\n" not in str(info.value)
 
 
 @pytest.mark.parametrize("variant", sorted(SWIN.variants))
 def test_validate_accepts_every_variant(variant):
-    archbench_swin.archbench_validate(make_spec(variant))
+    check_spec(make_spec(variant))
 
 
 def test_smallest_valid_input_runs():
     spec = make_spec("tiny", img_size=32, depths=(1, 1, 1, 1), embed_dim=24)
-    archbench_swin.archbench_validate(spec)
+    check_spec(spec)
     model = archbench_swin.archbench_build_model(spec, None).eval()
     with torch.no_grad():
         assert model(torch.randn(1, 3, 32, 32)).shape == (1, 1000)

@@ -13,6 +13,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 import archbench_transformer as plugin
 from archbench import ModelSpec, UsageError
+from archbench.core.schema import check_spec
 from archbench.formulas import msa_crossover_tokens, msa_macs
 from archbench.measure.counting import CORE_HANDLERS, AnalysisContext
 from archbench_transformer import model as M
@@ -62,7 +63,6 @@ def test_init_does_not_import_torch():
 
 def test_hooks_ignore_other_architectures():
     other = make_spec().replace(arch=plugin.Architecture(**{**ARCH.__dict__, "name": "vit"}))
-    assert plugin.archbench_validate(other) is None
     assert plugin.archbench_build_model(other) is None
     assert plugin.archbench_example_inputs(other, None, 1) is None
 
@@ -343,18 +343,21 @@ def test_analyze_ignores_other_architectures():
 @pytest.mark.parametrize(
     ("seq_len", "overrides", "message"),
     [
-        (0, {}, "sequence length must be in 1..8192, got 0"),
-        (8193, {}, "sequence length must be in 1..8192, got 8193"),
+        (0, {}, "sequence length must be at least 1, got 0"),
+        (8193, {}, "sequence length must be at most 8192, got 8193"),
         (128, {"vocab_size": 1}, "vocab_size must be at least 2, got 1"),
         (128, {"num_heads": 7}, "d_model 512 is not divisible by num_heads 7"),
         (128, {"num_layers": 0}, "num_layers must be at least 1, got 0"),
-        (128, {"dropout": 1.0}, "dropout must be in [0, 1), got 1.0"),
+        (128, {"dropout": 1.0}, "dropout must be less than 1, got 1.0"),
+        (128, {"d_model": 515, "num_heads": 5}, "d_model must be even"),
+        (128, {"fused_attention": 1}, "fused_attention must be true or false, got 1"),
+        (128, {"num_layers": 500, "d_model": 16384, "num_heads": 16}, "billion parameters"),
         (128, {"pad_id": 37000}, "pad_id 37000 is not a token id below vocab_size 37000"),
     ],
 )
 def test_validate_rejects(seq_len, overrides, message):
     with pytest.raises(UsageError) as err:
-        plugin.archbench_validate(make_spec("base", seq_len=seq_len, **overrides))
+        check_spec(make_spec("base", seq_len=seq_len, **overrides))
     text = str(err.value)
     assert message in text and "\n" not in text
     assert text.startswith("transformer:base")
@@ -362,13 +365,13 @@ def test_validate_rejects(seq_len, overrides, message):
 
 def test_validate_rejects_bad_num_classes():
     with pytest.raises(UsageError, match="num_classes must be at least 1"):
-        plugin.archbench_validate(make_spec("encoder_base", num_classes=0))
+        check_spec(make_spec("encoder_base", num_classes=0))
 
 
 @pytest.mark.parametrize("variant", ["base", "big", "encoder_base", "encoder_big"])
 @pytest.mark.parametrize("seq_len", [1, 128, 8192])
 def test_validate_accepts(variant, seq_len):
-    plugin.archbench_validate(make_spec(variant, seq_len=seq_len))
+    check_spec(make_spec(variant, seq_len=seq_len))
 
 
 def test_max_seq_len_runs():

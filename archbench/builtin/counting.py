@@ -51,7 +51,26 @@ def meta_flops(ctx: AnalysisContext, train: bool = False) -> int:
     (``torch.func.functional_call``), so nothing is rebuilt or allocated. On the meta device
     the fused attention kernel is dispatched to its math form and counted. ``train``
     counts a forward and a backward pass. ``FlopCounterMode`` counts 2 FLOPs per MAC.
+    The pass runs without importing ``torch._dynamo`` (see ``dynamo_import_deferred``);
+    should it fail that way, it runs again the ordinary way.
     """
+    # imported before the stand-in is in place (the meta kernels' checks need the second)
+    import torch.fx.experimental.symbolic_shapes  # noqa: F401
+    import torch.utils.flop_counter  # noqa: F401
+
+    from archbench.measure.counting import dynamo_import_deferred
+
+    deferred = False
+    try:
+        with dynamo_import_deferred() as deferred:
+            return _meta_pass(ctx, train)
+    except Exception:
+        if not deferred:
+            raise
+    return _meta_pass(ctx, train)
+
+
+def _meta_pass(ctx: AnalysisContext, train: bool) -> int:
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 

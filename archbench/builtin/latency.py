@@ -81,7 +81,8 @@ def archbench_evaluate(
         if peak_gmacs_per_s:
             columns["peak_fraction"] = achieved / peak_gmacs_per_s
     cuda = settings.device.startswith("cuda")
-    what = "max_memory_allocated" if cuda else "peak RSS growth (activations; weights excluded)"
+    what = ("max_memory_allocated" if cuda
+            else "allocator peak from the profiler (activations; weights excluded)")
     return {
         **columns,
         "compile_s": workload.compile_s,

@@ -46,12 +46,9 @@ class MixersAlone:
     def archbench_build_model(self, spec: ModelSpec) -> nn.Module | None:
         if spec.arch.name != MIXER_ARCH.name:
             return None
-        from archbench.measure.memory import return_freed_memory
-
         mixer = self.mixer(spec)
         if spec.config.get("skip"):
             raise RowSkipped(spec.config["skip"], self.static_columns(spec, mixer))
-        return_freed_memory()  # so the CPU's RSS growth shows each pass's activations
         return mixer.build(mixer_config(spec))
 
     @hookimpl

@@ -7,9 +7,12 @@ that measure, after every argument has been checked.
 
 from __future__ import annotations
 
+from typing import IO, Any
+
 import click
 
 from archbench import __version__
+from archbench.cli.cache import cache_command
 from archbench.cli.compare import compare
 from archbench.cli.listing import list_command
 from archbench.cli.mixers import mixers
@@ -18,7 +21,42 @@ from archbench.cli.report import report
 from archbench.cli.sweep import sweep
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class OneLineUsageError(click.UsageError):
+    """A usage error that click found (unknown option, missing argument, bad choice),
+    shown as every other bad input is: one line, ``archbench: error: ...``, exit 2."""
+
+    def show(self, file: IO[Any] | None = None) -> None:
+        click.echo(f"archbench: error: {self.message}", file=file, err=file is None)
+
+
+def _one_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+        return exc  # already one line, or a bare command that shows its help
+    text = " ".join(exc.format_message().split())
+    where = exc.ctx.command_path if exc.ctx is not None else "archbench"
+    return OneLineUsageError(f"{text} (see '{where} --help')", exc.ctx)
+
+
+class Main(click.Group):
+    """The ``archbench`` group: click's own usage errors, in the group's arguments or any
+    command's, become one line and exit 2 (``--help`` and ``--version`` are unchanged)."""
+
+    def make_context(self, info_name: str | None, args: list[str],
+                     parent: click.Context | None = None, **extra: Any) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise _one_line(exc) from None
+
+
+@click.group(cls=Main,
+             context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, "--version", prog_name="archbench")
 def main() -> None:
     """Compare vision-Transformer architectures, measured, side by side.
@@ -29,5 +67,5 @@ def main() -> None:
     """
 
 
-for _command in (list_command, plugins_command, compare, sweep, mixers, report):
+for _command in (list_command, plugins_command, compare, sweep, mixers, report, cache_command):
     main.add_command(_command)

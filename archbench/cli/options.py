@@ -44,8 +44,9 @@ def planning_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("\ninterrupted before anything ran", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except Exception as exc:
-        fail(f"while checking the input: {error_text(exc)}")
+    except Exception as exc:  # no row to hold a traceback: the line says who raised
+        text = error_text(exc).replace(" (--debug shows the traceback)", "")
+        fail(f"while checking the input: {text}")
 
 
 def setup() -> tuple[Any, Any]:
@@ -119,12 +120,12 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
         click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
                      show_default=True, help="Folder that receives a fresh run folder."),
         click.option("--format", "formats", multiple=True, metavar="FMT",
-                     help="Report format(s): csv, md, json (default all) or a plugin's."),
+                     help="Report format(s): csv, md, json (default), latex, or a plugin's."),
         click.option("--figure-format", type=click.Choice(["png", "pdf", "svg"]),
                      default="png", show_default=True, help="Figures' file format; "
                      "report.md shows PNGs and links the others."),
-        click.option("--columns", metavar="COL[,COL...]", help="Columns of the summary "
-                     "table (terminal and report.md); every column stays in csv and json."),
+        click.option("--columns", metavar="COL[,COL...]", help="Summary columns (terminal, "
+                     "md, latex), from the core's; every column stays in csv and json."),
         click.option("--executor", type=click.Choice(list(EXECUTORS)), default="local",
                      show_default=True, envvar="ARCHBENCH_EXECUTOR",
                      help="Where tasks run: local (this process) or ray (a Ray cluster; "
@@ -182,10 +183,12 @@ def model_options(command: Callable) -> Callable:
 def run_plan(pm: Any, plan_fn: Callable[[Any], Any], output: Output) -> None:
     """Check everything (exit 2 on bad input), run the plan in a session, print the
     report, and exit with the session's code."""
+    from archbench.report.report import check_columns
     from archbench.run.executor import make_executor
     from archbench.run.session import Session, choose_writers
 
     with planning_errors():
+        check_columns(output.columns)
         writers = choose_writers(pm, output.formats)
         executor = make_executor(output.executor, pm, progress, address=output.ray_address,
                                  retries=output.retries)
@@ -207,19 +210,18 @@ def run_plan(pm: Any, plan_fn: Callable[[Any], Any], output: Output) -> None:
     sys.exit(code)
 
 
-def frame_text(frame: Any) -> str:
-    return frame.to_string(index=False, float_format=lambda v: f"{v:.4g}")
-
-
 def print_report(report: Any) -> None:
     """The summary table, the derived tables, then one line per failed row."""
-    import pandas as pd
+    from archbench.report.cells import text_table
 
-    click.echo(frame_text(report.summary_frame()))
+    click.echo(text_table(report.summary_records(), report.summary_columns())
+               if report.rows else "(no rows)")
     for title, rows in report.tables.items():
         if rows:
             click.echo(f"\n{title}")
-            click.echo(frame_text(pd.DataFrame(rows)))
+            click.echo(text_table(rows))
     for row in report.rows:
         if row["status"] not in ("ok", "skipped"):
             click.echo(f"{row['model']} ({row['input']}): {row['status']}: {row['error']}")
+    for note in report.notes:
+        click.echo(f"\nnote: {note}")

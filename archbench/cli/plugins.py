@@ -14,7 +14,8 @@ from archbench.cli.options import fail, setup
 @click.option("--hook", "hook_name", metavar="HOOK", help="Only plugins implementing HOOK.")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 def plugins_command(name: str | None, hook_name: str | None, as_json: bool) -> None:
-    """Show installed plugins: distribution, version, hooks implemented, load errors.
+    """Show installed plugins: distribution, version, hooks implemented, load errors and
+    hooks whose answers are ignored (they raised, or answered the wrong type).
 
     \b
     Examples:
@@ -27,6 +28,7 @@ def plugins_command(name: str | None, hook_name: str | None, as_json: bool) -> N
     from archbench import hookspecs
 
     pm, _ = setup()
+    pm.check_collected()
     infos = list(pm.infos.values())
     if name is not None:
         infos = [i for i in infos if i.name == name]
@@ -49,3 +51,5 @@ def plugins_command(name: str | None, hook_name: str | None, as_json: bool) -> N
             click.echo(f"  FAILED TO LOAD: {info.error}")
         else:
             click.echo(f"  hooks: {', '.join(info.hooks) or '-'}")
+        for problem in info.problems:
+            click.echo(f"  PROBLEM: {problem}")

@@ -19,7 +19,8 @@ def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     """Merge run folders (from several machines or days) into one report.
 
     Rows keep their run, device and environment; report.md flags a table that mixes
-    devices.
+    devices, and notes that latencies of different runs were not measured together
+    (their trials were not interleaved, so no ratio is made across runs).
 
     \b
     Example:
@@ -30,7 +31,5 @@ def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     pm, _ = setup()
     with usage_errors():
         merged, run_dir = write_merged(pm, run_dirs, out, command_line())
-    print_report(merged)
-    for note in merged.notes:
-        click.echo(f"note: {note}", err=True)
+    print_report(merged)  # with its notes (mixed devices, runs not timed together)
     click.echo(f"\nreports: {run_dir}{os.sep}", err=True)

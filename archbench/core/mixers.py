@@ -101,18 +101,10 @@ class MixerSwap:
 
 
 def collect_mixers(pm: Any) -> dict[str, TokenMixer]:
-    """Every mixer the plugins of ``pm`` register, by name; two plugins registering one name
-    is a UsageError naming both."""
-    mixers: dict[str, TokenMixer] = {}
-    for registered in pm.hook.archbench_token_mixers():
-        for mixer in registered or []:
-            if mixer.name in mixers:
-                raise UsageError(
-                    f"token mixer {mixer.name!r} is registered twice: by plugin "
-                    f"{mixers[mixer.name].plugin!r} and by plugin {mixer.plugin!r}"
-                )
-            mixers[mixer.name] = mixer
-    return mixers
+    """Every mixer the plugins of ``pm`` register, by name. A plugin whose hook fails, or
+    that registers a name already taken, costs a warning (the first registered keeps the
+    name; see :meth:`archbench.plugins.PluginManager.collect`)."""
+    return {mixer.name: mixer for mixer in pm.collect("archbench_token_mixers")}
 
 
 def find_mixer(mixers: Mapping[str, TokenMixer], name: str) -> TokenMixer:

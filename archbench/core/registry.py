@@ -34,9 +34,10 @@ class Registry:
 
     @classmethod
     def from_plugins(cls, pm: pluggy.PluginManager) -> Registry:
-        """The architectures of every plugin (each marked with its plugin by the manager)."""
-        return cls(arch for registered in pm.hook.archbench_architectures()
-                   for arch in registered or [])
+        """The architectures of every plugin (each marked with its plugin by the manager).
+        A plugin whose hook fails, or that registers a name already taken, costs a warning
+        (see :meth:`archbench.plugins.PluginManager.collect`), not the registry."""
+        return cls(pm.collect("archbench_architectures"))
 
     def names(self) -> list[str]:
         return sorted(self.architectures)
@@ -75,7 +76,9 @@ class Registry:
         mixer: str | None = None,
     ) -> ModelSpec:
         """A target (see :mod:`archbench.core.targets`) → a spec. The run-level input size,
-        ``--set`` overrides and ``--mixer`` are defaults; the target's own win."""
+        ``--set`` overrides and ``--mixer`` are defaults; the target's own win. Each
+        override is parsed to its key's type; the values are checked against the
+        architecture's schema later, with every other check (``run/plan.py:validate``)."""
         if isinstance(target, str):
             target = Target.parse(target)
         arch = self.get(target.arch)
@@ -93,18 +96,22 @@ class Registry:
         variant = variants[variant_name]
         config = dict(variant.config)
         applied: dict[str, Any] = {}
+        runwide = {key: (f"--set {key}", raw) for key, raw in (overrides or {}).items()
+                   if "." not in key}  # then ARCH.KEY, more specific, then the target's own
         scoped = {key.rpartition(".")[2]: (f"--set {key}", raw)
                   for key, raw in (overrides or {}).items()
-                  if key.rpartition(".")[0] in ("", arch.name)}
+                  if key.rpartition(".")[0] == arch.name}
         own = {key: (target.text, raw) for key, raw in target.overrides.items()}
-        for field_name, (where, raw) in {**scoped, **own}.items():
+        declared = arch.schema.fields if arch.schema is not None else {}
+        for field_name, (where, raw) in {**runwide, **scoped, **own}.items():
             if field_name not in config:
                 raise UsageError(
                     f"{where}: {arch.name}:{variant_name} has no config field "
                     f"{field_name!r}; its fields are: {', '.join(sorted(config))}"
                 )
+            kind = declared[field_name].kind if field_name in declared else None
             config[field_name] = applied[field_name] = parse_value(
-                raw, config[field_name], field_name, where)
+                raw, config[field_name], field_name, where, kind)
         mixer = target.mixer or mixer
         if arch.input_kind == "tokens":
             return ModelSpec(arch, variant_name, config, overrides=applied, mixer=mixer,
@@ -113,32 +120,38 @@ class Registry:
                          img_size=target.size or img_size or variant.img_size)
 
 
-def parse_value(raw: str, default: Any, field: str = "value", where: str = "--set") -> Any:
-    """Parse an override of config field ``field`` to the type of its default; ``where``
-    names the option or target it came from, for the error."""
+def parse_value(raw: str, default: Any, field: str = "value", where: str = "--set",
+                kind: type | None = None) -> Any:
+    """Parse an override of config field ``field`` to ``kind`` (the schema's type), or else
+    to the type of its default; ``where`` names the option or target it came from, for the
+    error. Ranges are the schema's business (:func:`archbench.core.schema.check_spec`)."""
+    if kind in (None, object):
+        kind = None if default is None else type(default)
     try:
-        if isinstance(default, bool):
-            lowered = raw.lower()
-            if lowered in ("1", "true", "yes", "on"):
-                return True
-            if lowered in ("0", "false", "no", "off"):
-                return False
-            raise ValueError(raw)
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, (tuple, list)):
-            value = ast.literal_eval(raw)
-            if not isinstance(value, (tuple, list)):
-                value = (value,)
-            return type(default)(value)
-        if default is None:
-            return ast.literal_eval(raw)
-        return raw
-    except (ValueError, SyntaxError):
-        kind = type(default).__name__
-        raise UsageError(f"{where}: {field}={raw}: expected a value of type {kind}") from None
+        return _parse(raw, kind)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        name = kind.__name__ if kind is not None else "Python literal"
+        raise UsageError(f"{where}: {field}={raw}: expected a value of type {name}") from None
+
+
+def _parse(raw: str, kind: type | None) -> Any:
+    if kind is None:
+        return ast.literal_eval(raw)
+    if issubclass(kind, bool):
+        lowered = raw.lower()
+        if lowered in ("1", "true", "yes", "on"):
+            return True
+        if lowered in ("0", "false", "no", "off"):
+            return False
+        raise ValueError(raw)
+    if issubclass(kind, int):
+        return int(raw)
+    if issubclass(kind, float):
+        return float(raw)
+    if issubclass(kind, (tuple, list)):
+        value = ast.literal_eval(raw)
+        return kind(value if isinstance(value, (tuple, list)) else (value,))
+    return raw
 
 
 def _unknown(what: str, name: str, choices: list[str]) -> str:

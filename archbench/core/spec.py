@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
     from archbench.core.mixers import MixerSwap
+    from archbench.core.schema import Schema
 
 InputKind = Literal["image", "tokens"]
 
@@ -23,7 +24,9 @@ class Variant:
 
     ``config`` holds the keyword arguments of the plugin's model constructor; every key can
     be overridden from the CLI with ``--set KEY=VALUE`` (the value is parsed to the type
-    of the default).  ``img_size`` / ``seq_len`` is the variant's default input size.
+    of the default and checked against the architecture's schema, see
+    :mod:`archbench.core.schema`). ``img_size`` / ``seq_len`` is the variant's default
+    input size.
     """
 
     config: Mapping[str, Any]
@@ -62,6 +65,11 @@ class Architecture:
     #: None: the architecture takes no swaps and the core refuses ``--mixer`` before
     #: anything is built. See :class:`archbench.mixers.MixerSwap` and docs/plugins.md.
     mixer_swap: MixerSwap | None = None
+    #: What each config key (and the input size) may hold: types, ranges, divisibility,
+    #: tuple lengths, cross-key rules and a size bound, checked by the core for every model
+    #: before anything is built (:func:`archbench.core.schema.check_spec`). None: every key
+    #: gets a field inferred from its default (a positive int, a finite float, ...).
+    schema: Schema | None = None
     #: Filled in by the core: the name of the plugin that registered it.
     plugin: str = ""
 

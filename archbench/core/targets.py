@@ -5,6 +5,10 @@
 token model), or all at once: ``'swin:tiny+gnconv[depths=(2,2,2,2)]@256'``. Each target's
 own mixer, overrides and size win over the run-level ``--mixer``, ``--set`` and
 ``--img-size``/``--seq-len``, so a baseline and its ablations run, interleaved, in one run.
+
+Parsing is strict: an empty part (``vit:``, ``vit+``, ``vit@``, ``vit[]``), a stray
+separator (``vit::tiny``, ``vit@@224``, ``vit]``) or a space outside the brackets is a
+:class:`UsageError` saying which, never a guess.
 """
 
 from __future__ import annotations
@@ -14,11 +18,11 @@ from dataclasses import dataclass, field
 
 from archbench.core.errors import UsageError
 
-_TARGET = re.compile(
-    r"(?P<arch>[^:+\[\]@\s]+)(?::(?P<variant>[^+\[\]@\s]*))?(?:\+(?P<mixer>[^\[\]@\s]+))?"
-    r"(?:\[(?P<overrides>.*)\])?(?:@(?P<size>\S*))?"
-)
 SYNTAX = "ARCH[:VARIANT][+MIXER][[KEY=VALUE,...]][@SIZE]"
+_NAME = r"[^:+\[\]@\s,=]+"
+_HEAD = re.compile(rf"(?P<arch>{_NAME})(?::(?P<variant>{_NAME}))?(?:\+(?P<mixer>{_NAME}))?")
+_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_CLOSING = {"(": ")", "[": "]", "{": "}"}
 
 
 @dataclass(frozen=True)
@@ -34,27 +38,100 @@ class Target:
 
     @classmethod
     def parse(cls, text: str) -> Target:
-        match = _TARGET.fullmatch(text.strip())
+        head, body, tail = _split(text)
+        if re.search(r"\s", head + tail):
+            raise UsageError(f"{text!r}: spaces are not allowed outside [...]")
+        if tail and not tail.startswith("@"):
+            raise UsageError(f"{text!r}: unexpected {tail!r} after ']'; expected {SYNTAX}")
+        match = _HEAD.fullmatch(head)
         if match is None:
-            raise UsageError(f"{text!r}: expected {SYNTAX}, e.g. swin:tiny+msa or vit:small@384")
-        size = match["size"]
-        if size is not None and (not size.isdigit() or int(size) < 1):
-            raise UsageError(f"{text}: the size after @ must be a positive integer, got {size!r}")
-        overrides = {}
-        if match["overrides"] is not None:
-            for item in split_top_level(match["overrides"]):
-                key, eq, value = item.partition("=")
-                if not eq or not key.strip():
-                    raise UsageError(f"{text}: [{item}] is not KEY=VALUE "
-                                     "(e.g. swin:tiny[window_size=14])")
-                overrides[key.strip()] = value.strip()
+            raise UsageError(f"{text!r}: {_head_problem(head)}; expected {SYNTAX}, "
+                             "e.g. swin:tiny+msa or vit:small@384")
+        size = None
+        if tail:
+            if not re.fullmatch(r"@[0-9]+", tail) or int(tail[1:]) < 1:
+                raise UsageError(f"{text!r}: the size after @ must be a positive integer, "
+                                 f"got {tail[1:]!r}")
+            size = int(tail[1:])
+        overrides = _overrides(text, body) if body is not None else {}
         return cls(text=text, arch=match["arch"], variant=match["variant"] or "",
-                   mixer=match["mixer"], overrides=overrides,
-                   size=int(size) if size is not None else None)
+                   mixer=match["mixer"], overrides=overrides, size=size)
+
+
+def _split(text: str) -> tuple[str, str | None, str]:
+    """``head[body]tail`` → (head, body or None, tail), the brackets paired up."""
+    if "[" not in text:
+        if "]" in text:
+            raise UsageError(f"{text!r}: ']' without '['")
+        head, at, size = text.partition("@")
+        return head, None, at + size
+    head, _, rest = text.partition("[")
+    end = _closing_bracket(text, rest)
+    body, tail = rest[:end], rest[end + 1:]
+    if "@" in head:
+        raise UsageError(f"{text!r}: @SIZE goes last, after [KEY=VALUE,...]")
+    return head, body, tail
+
+
+def _closing_bracket(text: str, rest: str) -> int:
+    """The index in ``rest`` of the ``]`` closing the target's ``[``; UsageError for
+    brackets that do not pair up."""
+    stack = ["["]
+    for i, char in enumerate(rest):
+        if char in _CLOSING:
+            stack.append(char)
+        elif char in ")]}":
+            if _CLOSING[stack.pop()] != char:
+                raise UsageError(f"{text!r}: unbalanced brackets inside [...]")
+            if not stack:
+                return i
+    raise UsageError(f"{text!r}: '[' is never closed with ']'")
+
+
+def _head_problem(head: str) -> str:
+    """Why ``ARCH[:VARIANT][+MIXER]`` did not parse, in words."""
+    if not head or head[0] in ":+":
+        return "the architecture name is missing"
+    if "," in head:
+        return "give each target as its own argument ('vit swin', not 'vit,swin')"
+    if "=" in head:
+        return "KEY=VALUE overrides go inside [...]"
+    if head.endswith(":") or ":+" in head:
+        return "nothing after ':' (name a variant, or drop the ':')"
+    if head.endswith("+"):
+        return "nothing after '+' (name a token mixer, or drop the '+')"
+    if head.count(":") > 1:
+        return "more than one ':'"
+    if head.count("+") > 1:
+        return "one +MIXER per target"
+    if "+" in head and ":" in head and head.find("+") < head.find(":"):
+        return ":VARIANT comes before +MIXER"
+    return "cannot read it"
+
+
+def _overrides(text: str, body: str) -> dict[str, str]:
+    if not body.strip():
+        raise UsageError(f"{text!r}: empty [ ]: give KEY=VALUE pairs or drop the brackets")
+    overrides: dict[str, str] = {}
+    for item in split_top_level(body):
+        key, eq, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not item:
+            raise UsageError(f"{text!r}: an empty item between commas in [...]")
+        if not eq or not _KEY.fullmatch(key):
+            raise UsageError(f"{text!r}: [{item}] is not KEY=VALUE "
+                             "(e.g. swin:tiny[window_size=14])")
+        if not value:
+            raise UsageError(f"{text!r}: [{item}] has no value")
+        if key in overrides:
+            raise UsageError(f"{text!r}: {key} is given twice")
+        overrides[key] = value
+    return overrides
 
 
 def split_top_level(text: str, separator: str = ",") -> list[str]:
-    """Split at separators outside brackets: ``a=1,b=(2,3)`` → ``["a=1", "b=(2,3)"]``."""
+    """Split at separators outside brackets: ``a=1,b=(2,3)`` → ``["a=1", "b=(2,3)"]``;
+    each part stripped, empty parts kept (``"a=1,"`` → ``["a=1", ""]``)."""
     parts, depth, current = [], 0, []
     for char in text:
         if char in "([{":
@@ -67,4 +144,4 @@ def split_top_level(text: str, separator: str = ",") -> list[str]:
         else:
             current.append(char)
     parts.append("".join(current))
-    return [p.strip() for p in parts if p.strip()]
+    return [p.strip() for p in parts]

@@ -8,10 +8,13 @@ MACs accordingly, and ``gflops`` columns are 2 × MACs.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
+import sys
+import types
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -88,6 +91,46 @@ def count_flops(
         unsupported=dict(analysis.unsupported_ops()),
         module_types={name: type(mod).__name__ for name, mod in model.named_modules()},
     )
+
+
+@contextlib.contextmanager
+def dynamo_import_deferred() -> Iterator[bool]:
+    """While PyTorch's ``FlopCounterMode`` runs, outside any ``torch.compile``: answer the
+    ``import torch._dynamo`` that it and the meta kernels make on first use with a
+    stand-in whose ``disable(fn)`` returns ``fn`` unchanged. That import only wraps them in
+    ``torch._dynamo.disable``, which matters while compiling, and costs about as much as
+    importing torch (1-3.5 s on the 2-core development machine). On leaving, the stand-in
+    and every mark it left on a function are removed, so a later ``torch.compile`` imports
+    the real module. Yields False, and changes nothing, where torch._dynamo is imported
+    already. Not thread-safe: counting runs one model at a time in a process.
+    """
+    import torch
+
+    if "torch._dynamo" in sys.modules or "_dynamo" in vars(torch):
+        yield False
+        return
+    marked: list[Any] = []
+
+    def disable(fn: Any = None, recursive: bool = True, **kwargs: Any) -> Any:
+        if fn is None:
+            return lambda f: disable(f, recursive, **kwargs)
+        marked.append(fn)
+        return fn
+
+    stand_in = types.ModuleType("torch._dynamo", "archbench's stand-in while counting")
+    stand_in.disable = disable  # type: ignore[attr-defined]
+    sys.modules["torch._dynamo"] = stand_in
+    torch._dynamo = stand_in  # type: ignore[attr-defined]
+    try:
+        yield True
+    finally:
+        if sys.modules.get("torch._dynamo") is stand_in:
+            del sys.modules["torch._dynamo"]
+        if vars(torch).get("_dynamo") is stand_in:
+            del torch._dynamo
+        for fn in marked:
+            with contextlib.suppress(AttributeError, TypeError):
+                vars(fn).pop("__dynamo_disable", None)
 
 
 @dataclass

@@ -70,16 +70,22 @@ def memory_budget_mb(settings: RunSettings) -> float:
     return 0.9 * psutil.virtual_memory().available / 2**20
 
 
+#: What a ``RuntimeError`` says when an allocation failed: CUDA's and MPS's "out of
+#: memory", the CPU allocator's "DefaultCPUAllocator: can't allocate memory: you tried to
+#: allocate N bytes" (Linux) and "not enough memory" (Windows), and the OS's ENOMEM text.
+OOM_MESSAGES = ("out of memory", "not enough memory", "can't allocate memory",
+                "cannot allocate memory")
+
+
 def is_oom(exc: BaseException) -> bool:
     """An out-of-memory on any device: CUDA's, the CPU allocator's ``MemoryError``, or a
-    ``RuntimeError`` saying so (the CPU allocator's "DefaultCPUAllocator: not enough memory")."""
+    ``RuntimeError`` saying so (:data:`OOM_MESSAGES`)."""
     import torch
 
     if isinstance(exc, (torch.cuda.OutOfMemoryError, MemoryError)):
         return True
     message = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in message
-                                              or "not enough memory" in message)
+    return isinstance(exc, RuntimeError) and any(m in message for m in OOM_MESSAGES)
 
 
 def release_memory() -> None:

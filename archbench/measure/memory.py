@@ -1,11 +1,13 @@
-"""Peak memory of one iteration: CUDA's allocator statistics, or the CPU's resident-memory
-growth sampled while it runs."""
+"""Peak memory of one iteration: CUDA's allocator statistics, or, on the CPU, the peak of
+the bytes torch's CPU allocator held, from the profiler's memory accounting (every
+allocation and free, in order), over what was held before the iteration began."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable
+import contextlib
+import os
+import sys
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
@@ -20,54 +22,49 @@ def cuda_peak_memory_mb(fn: Callable[[], Any], device: Any) -> float:
     return torch.cuda.max_memory_allocated(device) / 2**20
 
 
-def cpu_rss_growth_mb(fn: Callable[[], Any], interval: float = 0.0005) -> float:
-    """Peak growth of the process's resident memory during one forward pass, sampled.
+def cpu_peak_memory_mb(fn: Callable[[], Any]) -> float:
+    """The most memory torch's CPU allocator held at once during one call of ``fn``, beyond
+    what it held before (activations, workspace, a training step's gradients; not the
+    weights and inputs, which were allocated earlier). Memory allocated outside torch's
+    allocator (a BLAS library's own buffers) is not seen."""
+    from torch.profiler import ProfilerActivity, profile
 
-    On the CPU there is no allocator statistic like CUDA's: this is what the operating
-    system saw the forward pass add (activations and workspace) on top of what was
-    resident before (weights, inputs). Allocator caching can make it an underestimate.
-    """
-    import psutil
-
-    process = psutil.Process()
-    before = process.memory_info().rss
-    peak = before
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, process.memory_info().rss)
-            time.sleep(interval)
-
-    sampler = threading.Thread(target=sample, daemon=True)
-    sampler.start()
+    prof = profile(activities=[ProfilerActivity.CPU], profile_memory=True)
+    with stderr_silenced():
+        prof.start()
     try:
         fn()
     finally:
-        done.set()
-        sampler.join()
-    peak = max(peak, process.memory_info().rss)
-    return (peak - before) / 2**20
+        with stderr_silenced():
+            prof.stop()
+    changes = sorted((event.start_ns(), event.nbytes())
+                     for event in prof.profiler.kineto_results.events()
+                     if event.name() == "[memory]")
+    held = peak = 0
+    for _, nbytes in changes:
+        held += nbytes
+        peak = max(peak, held)
+    return peak / 2**20
+
+
+@contextlib.contextmanager
+def stderr_silenced() -> Iterator[None]:
+    """File descriptor 2 to /dev/null: the profiler's C++ side prints a line to stderr
+    whenever it starts and stops (``USDT: ... profiler_start``), which no setting turns
+    off. Only around the start and the stop, never around the code being measured."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def peak_memory_mb(fn: Callable[[], Any], device: str) -> float:
-    """Peak memory of one iteration: CUDA max allocated, or the CPU's RSS growth."""
+    """Peak memory of one iteration: CUDA max allocated, or the CPU allocator's peak."""
     if device.startswith("cuda"):
         return cuda_peak_memory_mb(fn, device)
-    return cpu_rss_growth_mb(fn)
-
-
-def return_freed_memory() -> None:
-    """Make the CPU's RSS growth a repeatable peak: glibc's malloc keeps freed blocks below
-    its (self-raising) mmap threshold in the heap, so a second forward pass shows ~0 growth.
-    A fixed 64 KiB threshold (M_MMAP_THRESHOLD) returns every activation to the OS on free.
-    Process-wide; a no-op where the C library is not glibc."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, 64 * 1024)  # M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
+    return cpu_peak_memory_mb(fn)

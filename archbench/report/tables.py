@@ -1,6 +1,8 @@
 """Tables derived from a run's rows: latency ratios with confidence intervals (inside each
-comparison group), fitted log-log scaling slopes against input size, and the token mixers'
-cost table and crossover against global MSA. The session asks for them by name
+comparison group; a sweep's per size against its first architecture), fitted log-log
+scaling slopes against input size, the token mixers' cost table and their crossover
+against global MSA, and a sweep's whole-model crossover (both with bootstrap intervals,
+:mod:`archbench.report.crossover`). The session asks for them by name
 (:data:`DERIVED`) when a run ends."""
 
 from __future__ import annotations
@@ -11,34 +13,113 @@ from typing import Any
 
 from archbench.core.mixers import REFERENCE_MIXER
 from archbench.core.stats import ratio_ci
+from archbench.report.crossover import crossover, measured_crossover
 from archbench.report.report import Report
+
+__all__ = ["DERIVED", "crossover", "fit_slope", "latency_ratios", "mixer_tables",
+           "scaling_slopes", "sweep_crossovers", "sweep_ratios", "tokens_of"]
+
+
+def _timed(report: Report) -> list[tuple[dict[str, Any], list, Any]]:
+    """(row, its trials, its comparison group) for every timed row."""
+    out = []
+    for row, details in zip(report.rows, report.details):
+        trials = details.get("latency_samples_ms")
+        if row.get("status") == "ok" and trials and row.get("latency_ms_median"):
+            out.append((row, trials, details.get("group")))
+    return out
+
+
+def _ratio(row: dict[str, Any], trials: list, base: dict[str, Any], reference: list
+           ) -> dict[str, Any]:
+    low, high = ratio_ci(trials, reference)
+    return {"latency_ratio": row["latency_ms_median"] / base["latency_ms_median"],
+            "ci95_low": low, "ci95_high": high, "significant": not (low <= 1.0 <= high)}
 
 
 def latency_ratios(report: Report) -> list[dict[str, Any]]:
     """Each timed row against the first row of its comparison group (the rows whose trials
     were interleaved) with the same batch size, device, dtype and mode: the ratio of median
     latencies with a bootstrap 95% interval; ``significant`` is False where the interval
-    contains 1. Rows of different groups are never compared."""
-    baselines: dict[tuple, int] = {}
+    contains 1. Rows of different groups are never compared. A sweep compares each
+    architecture against the first one at the same size (:func:`sweep_ratios`)."""
+    if report.kind == "sweep":
+        return sweep_ratios(report)
+    baselines: dict[tuple, tuple[dict, list]] = {}
     table = []
-    for i, row in enumerate(report.rows):
-        trials = report.details[i].get("latency_samples_ms")
-        if row.get("status") != "ok" or not trials:
+    for row, trials, group in _timed(report):
+        key = (group, row.get("batch_size"), row.get("device"), row.get("dtype"),
+               row.get("mode"))
+        base, reference = baselines.setdefault(key, (row, trials))
+        if base is not row:
+            table.append({"model": row["model"], "input": row["input"],
+                          "batch_size": row["batch_size"], "against": base["model"],
+                          **_ratio(row, trials, base, reference)})
+    return table
+
+
+def input_kind(row: dict[str, Any]) -> str:
+    return "tokens" if row.get("seq_len") else "image"
+
+
+def first_models(report: Report) -> dict[str, str]:
+    """The first architecture asked for, per input kind (image, tokens): a sweep's baseline.
+    Taken from every row, failed or not, so that a baseline that failed is never replaced
+    silently by the next model."""
+    bases: dict[str, str] = {}
+    for row in report.rows:
+        bases.setdefault(input_kind(row), row["model"])
+    return bases
+
+
+def _setting(row: dict[str, Any]) -> tuple:
+    return row.get("batch_size"), row.get("device"), row.get("dtype"), row.get("mode")
+
+
+def sweep_ratios(report: Report) -> list[dict[str, Any]]:
+    """Each architecture against the first architecture (of its input kind) at the same
+    input size, batch size, device, dtype and mode, timed in the same comparison group; a
+    size where the baseline has no timing gets a note and no ratio."""
+    bases = first_models(report)
+    timed = {(row["model"], row["input"], *_setting(row)): (row, trials, group)
+             for row, trials, group in _timed(report)}
+    table = []
+    for (model, size, *setting), (row, trials, group) in timed.items():
+        base = bases[input_kind(row)]
+        if model == base:
             continue
-        key = (report.details[i].get("group"), row.get("batch_size"), row.get("device"),
-               row.get("dtype"), row.get("mode"))
-        base = baselines.setdefault(key, i)
-        if base == i:
+        entry: dict[str, Any] = {"model": model, "input": size,
+                                 "batch_size": row.get("batch_size"), "against": base}
+        found = timed.get((base, size, *setting))
+        if found is None or found[2] != group:
+            entry["note"] = f"{base} has no timing at {size} in the same group"
+        else:
+            entry.update(_ratio(row, trials, found[0], found[1]))
+        table.append(entry)
+    return table
+
+
+def sweep_crossovers(report: Report) -> list[dict[str, Any]]:
+    """Per architecture against the sweep's first one, with the same batch size, device,
+    dtype and mode: the input size where its latency crosses the baseline's, with a 95%
+    bootstrap interval and the measured sizes that bracket it (see
+    :mod:`archbench.report.crossover`)."""
+    bases = first_models(report)
+    series: dict[tuple, dict[int, list]] = {}
+    for row, trials, _ in _timed(report):
+        size = row.get("seq_len") or row.get("img_size")
+        if size:
+            series.setdefault((row["model"], *_setting(row)), {})[size] = trials
+    table = []
+    for (model, *setting), points in series.items():
+        base = bases[input_kind(next(r for r in report.rows if r["model"] == model))]
+        reference = series.get((base, *setting), {})
+        sizes = sorted(set(points) & set(reference))
+        if model == base or len(sizes) < 2:
             continue
-        reference = report.details[base]["latency_samples_ms"]
-        low, high = ratio_ci(trials, reference)
-        table.append({
-            "model": row["model"], "input": row["input"], "batch_size": row["batch_size"],
-            "against": report.rows[base]["model"],
-            "latency_ratio": row["latency_ms_median"] / report.rows[base]["latency_ms_median"],
-            "ci95_low": low, "ci95_high": high,
-            "significant": not (low <= 1.0 <= high),
-        })
+        table.append({"model": model, "against": base, "batch_size": setting[0],
+                      **measured_crossover(sizes, [points[s] for s in sizes],
+                                           [reference[s] for s in sizes], either_way=True)})
     return table
 
 
@@ -89,46 +170,28 @@ def scaling_slopes(report: Report,
 
 # -- token mixers measured alone -------------------------------------------------------
 
-
-def crossover(
-    sizes: Sequence[int], faster: Sequence[float], reference: Sequence[float]
-) -> dict[str, Any]:
-    """Where ``faster`` (latencies by size) drops below ``reference``: the first measured size
-    where it is faster, and the size interpolated on log(size) against log(ratio)."""
-    ratios = [f / r for f, r in zip(faster, reference)]
-    first = next((s for s, q in zip(sizes, ratios) if q < 1), None)
-    result: dict[str, Any] = {"first_faster_size": first, "crossover_size": None}
-    if first is None:
-        result["note"] = "never faster at the measured sizes"
-    elif first == sizes[0]:
-        result["crossover_size"] = None
-        result["note"] = f"already faster at the smallest size {sizes[0]}"
-    else:
-        i = list(sizes).index(first)
-        x0, x1 = math.log(sizes[i - 1]), math.log(sizes[i])
-        y0, y1 = math.log(ratios[i - 1]), math.log(ratios[i])
-        x = x0 + (0 - y0) * (x1 - x0) / (y1 - y0) if y1 != y0 else x1
-        result["crossover_size"] = math.exp(x)
-        result["crossover_tokens"] = math.exp(2 * x)
-    result["latency_ratios"] = ", ".join(f"{s}: {q:.3g}" for s, q in zip(sizes, ratios))
-    return result
+#: The mixers' crossover table's title.
+MIXER_CROSSOVER_TITLE = (
+    "Crossover: latency against global MSA on this device, with a 95% bootstrap interval "
+    "and the measured sizes that bracket it (analytic: W-MSA is cheaper in MACs once "
+    "N > M^2, Swin eqs. 1-2)")
 
 
-def mixer_tables(rows: list[dict[str, Any]], order: Sequence[str]) -> dict[str, list[dict]]:
+def mixer_tables(report: Report, order: Sequence[str]) -> dict[str, list[dict]]:
     """The fitted log-log slopes per mixer and the crossover against global MSA."""
     by_mixer: dict[str, list[dict]] = {}
-    for row in rows:
+    for row in report.rows:
         by_mixer.setdefault(row["model"], []).append(row)
     tables = {"Scaling: log-log slopes against tokens (2 = quadratic, 1 = linear)":
               [_mixer_slopes(name, by_mixer.get(name, [])) for name in order]}
-    reference = {r["img_size"]: r for r in by_mixer.get(REFERENCE_MIXER, []) if r["status"] == "ok"}
+    timed: dict[str, dict[int, tuple[dict, list]]] = {}
+    for row, trials, _ in _timed(report):
+        timed.setdefault(row["model"], {})[row["img_size"]] = (row, trials)
+    reference = timed.get(REFERENCE_MIXER, {})
     cross = [entry for name in order if name != REFERENCE_MIXER
-             for entry in [_mixer_crossover(name, by_mixer.get(name, []), reference)] if entry]
+             for entry in [_mixer_crossover(name, timed.get(name, {}), reference)] if entry]
     if cross:
-        tables[
-            "Crossover: latency against global MSA on this device (analytic: W-MSA is "
-            "cheaper in MACs once N > M^2, Swin eqs. 1-2)"
-        ] = cross
+        tables[MIXER_CROSSOVER_TITLE] = cross
     return tables
 
 
@@ -147,19 +210,17 @@ def _mixer_slopes(name: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     return entry
 
 
-def _mixer_crossover(name: str, rows: list[dict[str, Any]], reference: dict[int, dict]
-                     ) -> dict[str, Any] | None:
-    rs = sorted((r for r in rows if r["status"] == "ok" and r["img_size"] in reference),
-                key=lambda r: r["img_size"])
-    if not rs or not all(r.get("latency_ms_median") for r in rs):
+def _mixer_crossover(name: str, timed: dict[int, tuple[dict, list]],
+                     reference: dict[int, tuple[dict, list]]) -> dict[str, Any] | None:
+    sizes = sorted(set(timed) & set(reference))
+    if not sizes:
         return None
-    sizes = [r["img_size"] for r in rs]
     entry = {"mixer": name, "against": REFERENCE_MIXER,
-             **crossover(sizes, [r["latency_ms_median"] for r in rs],
-                         [reference[s]["latency_ms_median"] for s in sizes])}
+             **measured_crossover(sizes, [timed[s][1] for s in sizes],
+                                  [reference[s][1] for s in sizes])}
     entry["first_cheaper_size_macs"] = next(
-        (r["img_size"] for r in rs
-         if r["macs_formula"] < reference[r["img_size"]]["macs_formula"]), None)
+        (s for s in sizes if timed[s][0]["macs_formula"] < reference[s][0]["macs_formula"]),
+        None)
     return entry
 
 
@@ -171,6 +232,8 @@ def mixer_costs(report: Report) -> list[dict[str, Any]]:
             "gmacs_formula": r["macs_formula"] / 1e9 if r.get("macs_formula") else None,
             "gmacs_counted": r["macs_counted"] / 1e9 if r.get("macs_counted") else None,
             "diff": r.get("macs_diff"), "latency_ms": r.get("latency_ms_median"),
+            "latency_ms_ci95_low": r.get("latency_ms_ci95_low"),
+            "latency_ms_ci95_high": r.get("latency_ms_ci95_high"),
             "memory_mb": r.get("memory_mb"), "status": r["status"],
         }
         for r in report.rows
@@ -179,15 +242,30 @@ def mixer_costs(report: Report) -> list[dict[str, Any]]:
 
 def _mixers(report: Report) -> dict[str, list[dict[str, Any]]]:
     order = list(dict.fromkeys(r["model"] for r in report.rows))
-    return {**mixer_tables(report.rows, order),
+    return {**mixer_tables(report, order),
             "Token mixers: cost against size": mixer_costs(report)}
+
+
+#: The ratio table's title in a compare; a sweep's says what it compares.
+RATIOS_TITLE = "Latency ratios (95% bootstrap CI; not significant where it spans 1)"
+SWEEP_RATIOS_TITLE = ("Latency ratios against the first architecture at the same size "
+                      "(95% bootstrap CI; not significant where it spans 1)")
+SWEEP_CROSSOVER_TITLE = (
+    "Crossover: input size (image side in pixels, or sequence length) where each "
+    "architecture's latency crosses the first one's, with a 95% bootstrap interval and the "
+    "measured sizes that bracket it")
+
+
+def _ratios(report: Report) -> dict[str, list[dict[str, Any]]]:
+    if report.kind != "sweep":
+        return {RATIOS_TITLE: latency_ratios(report)}
+    return {SWEEP_RATIOS_TITLE: sweep_ratios(report),
+            SWEEP_CROSSOVER_TITLE: sweep_crossovers(report)}
 
 
 #: The tables a plan can ask for, by name: each returns {title: rows} for a report.
 DERIVED: dict[str, Callable[[Report], dict[str, list[dict[str, Any]]]]] = {
-    "ratios": lambda report: {
-        "Latency ratios (95% bootstrap CI; not significant where it spans 1)":
-            latency_ratios(report)},
+    "ratios": _ratios,
     "slopes": lambda report: {"Scaling: log-log slopes against tokens":
                               scaling_slopes(report)},
     "mixers": _mixers,

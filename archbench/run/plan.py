@@ -11,6 +11,8 @@ is built or written.
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -18,12 +20,21 @@ from typing import Any, Protocol
 from archbench.core.errors import UsageError
 from archbench.core.mixers import REFERENCE_MIXER, collect_mixers, find_mixer
 from archbench.core.registry import Registry
+from archbench.core.schema import check_spec
 from archbench.core.settings import COMPILE_MODES, RunSettings, check_device_name, int_list
 from archbench.core.spec import ModelSpec
 from archbench.core.targets import Target
 from archbench.mixers.swap import check_swappable
 from archbench.run.request import Measurement, MixerRequest, ModelRequest
 from archbench.run.task import Task
+
+#: Bounds of the timing options: past them a value is a typo, not a measurement plan.
+MAX_SECONDS = 86_400.0  # --min-time, --max-time: a day
+MAX_WARMUP = 1_000_000
+MAX_REPEAT = 100_000
+MAX_THREADS = 4096
+#: ``--set KEY=VALUE`` or ``--set ARCH.KEY=VALUE``.
+_SET_KEY = re.compile(r"(?:[^.\s=]+\.)?[A-Za-z_][A-Za-z0-9_]*")
 
 
 class Machine(Protocol):
@@ -85,6 +96,7 @@ def model_specs(pm: Any, registry: Registry, request: ModelRequest
     overrides = parse_overrides(request.overrides)
     targets = [Target.parse(t) for t in request.targets]
     check_sizes(request, targets)
+    check_scopes(registry, overrides, targets)
     tokens = [t for t in targets if registry.get(t.arch).input_kind == "tokens"]
     for t in targets:  # before any variant is looked up (timm's lookup imports torch)
         check_swappable(registry.get(t.arch), t.text, t.mixer or request.mixer)
@@ -121,16 +133,34 @@ def check_sizes(request: ModelRequest, targets: Sequence[Target]) -> None:
                          f"--seq-lens); drop @{fixed.size}")
 
 
+def check_scopes(registry: Registry, overrides: dict[str, str],
+                 targets: Sequence[Target]) -> None:
+    """``--set ARCH.KEY=VALUE`` must name an architecture among the targets: a scope that
+    matches none would be ignored without a word."""
+    asked = sorted({t.arch for t in targets})
+    for key, value in overrides.items():
+        scope = key.rpartition(".")[0]
+        if not scope:
+            continue
+        if scope not in registry.architectures:
+            try:
+                registry.get(scope)
+            except UsageError as exc:  # unknown architecture, with suggestions
+                raise UsageError(f"--set {key}={value}: {exc}") from None
+        if scope not in asked:
+            raise UsageError(f"--set {key}={value}: {scope} is not among the targets "
+                             f"({', '.join(asked)}); drop it or add a {scope} target")
+
+
 def validate(pm: Any, specs: Sequence[ModelSpec]) -> None:
-    """The core's checks and the plugins' (``archbench_validate``), then each swap's."""
+    """Every spec against its architecture's config schema (types, ranges, relations,
+    rules and size: :func:`archbench.core.schema.check_spec`), then the plugins' own
+    checks (``archbench_validate``), then each swap's."""
     from archbench.mixers.swap import plan_swap
 
     mixers = collect_mixers(pm) if any(s.mixer for s in specs) else {}
     for spec in specs:
-        limit = spec.arch.max_seq_len
-        if spec.seq_len is not None and limit is not None and spec.seq_len > limit:
-            raise UsageError(f"{spec.name}: --seq-len {spec.seq_len} is above the "
-                             f"architecture's maximum of {limit}")
+        check_spec(spec)
         pm.hook.archbench_validate(spec=spec)
         plan_swap(spec, mixers)
 
@@ -141,13 +171,19 @@ def _option(request: ModelRequest, kind: str) -> str:
 
 
 def parse_overrides(values: Sequence[str]) -> dict[str, str]:
-    """``--set KEY=VALUE`` options → {KEY: VALUE}."""
-    result = {}
+    """``--set KEY=VALUE`` / ``--set ARCH.KEY=VALUE`` options → {KEY: VALUE}; a key given
+    twice or without a value is refused."""
+    result: dict[str, str] = {}
     for item in values:
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip():
-            raise UsageError(f"--set {item!r}: expected KEY=VALUE (e.g. --set depth=6)")
-        result[key.strip()] = value.strip()
+        key, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not _SET_KEY.fullmatch(key):
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE or ARCH.KEY=VALUE "
+                             "(e.g. --set depth=6)")
+        if not value:
+            raise UsageError(f"--set {item!r}: no value after '='")
+        if key in result:
+            raise UsageError(f"--set {key} is given twice ({result[key]} and {value})")
+        result[key] = value
     return result
 
 
@@ -162,7 +198,47 @@ def check_options(m: Measurement) -> tuple[int, ...]:
     if m.compile_mode is not None and m.compile_mode not in COMPILE_MODES:
         raise UsageError(f"--compile {m.compile_mode!r}: expected one of "
                          f"{', '.join(COMPILE_MODES)}")
+    check_timing(m)
+    if m.max_memory is not None and not math.isfinite(m.max_memory):
+        raise UsageError(f"--max-memory must be a finite number of MB, got {m.max_memory}")
+    if m.device == "cpu":
+        check_precision("cpu", m.dtype)
     return int_list(m.batch_sizes or ("1",), "--batch-size")
+
+
+def check_timing(m: Measurement) -> None:
+    """The timing options: finite, in range, and only where they mean something."""
+    if not math.isfinite(m.min_time) or not 0 <= m.min_time <= MAX_SECONDS:
+        raise UsageError(f"--min-time must be between 0 and {MAX_SECONDS:.0f} seconds (a "
+                         f"day), got {m.min_time}")
+    if m.target_ci is not None:
+        if not math.isfinite(m.target_ci) or not 0 < m.target_ci < 100:
+            raise UsageError("--target-ci is a percentage of the median: more than 0 and "
+                             f"less than 100, got {m.target_ci}")
+        if m.no_latency:
+            raise UsageError("--target-ci adds timed trials; with --no-latency nothing "
+                             "is timed")
+    if m.max_time is not None:
+        if m.target_ci is None:
+            raise UsageError("--max-time bounds the trials --target-ci adds; give "
+                             "--target-ci too, or drop --max-time")
+        if not math.isfinite(m.max_time) or not 0 < m.max_time <= MAX_SECONDS:
+            raise UsageError(f"--max-time must be more than 0 and at most "
+                             f"{MAX_SECONDS:.0f} seconds (a day), got {m.max_time}")
+    for option, value, limit in (("--warmup", m.warmup, MAX_WARMUP),
+                                 ("--repeat", m.repeat, MAX_REPEAT),
+                                 ("--threads", m.threads, MAX_THREADS)):
+        if value is not None and value > limit:
+            raise UsageError(f"{option} must be at most {limit}, got {value}")
+
+
+def check_precision(device: str, dtype: str) -> None:
+    """fp16 on the CPU is refused: PyTorch's CPU kernels have no fast fp16 path, so timing
+    (and the fp16 matmul peak measured first) would take hours, not seconds."""
+    if dtype == "fp16" and device == "cpu":
+        raise UsageError("--dtype fp16 on the CPU: PyTorch has no fast fp16 kernels there "
+                         "(timing would take hours); use --dtype bf16 or fp32 on the CPU, "
+                         "or a CUDA device")
 
 
 def run_settings(m: Measurement, machine: Machine | None = None) -> RunSettings:
@@ -172,6 +248,7 @@ def run_settings(m: Measurement, machine: Machine | None = None) -> RunSettings:
     batch_sizes = check_options(m)
     device = machine.resolve_device(m.device)
     dtype = machine.amp_dtype(device) if m.amp else m.dtype
+    check_precision(device, dtype)
     if m.cuda_graphs and not device.startswith("cuda"):
         raise UsageError(f"--cuda-graphs needs a CUDA device; this run is on {device}")
     if m.compile_mode is not None:

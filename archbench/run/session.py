@@ -10,13 +10,14 @@ import datetime as dt
 import hashlib
 import re
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from archbench.core.errors import UsageError
-from archbench.report.report import Report, ReportWriter
+from archbench.report.report import Report, ReportWriter, plain_row, write_files
 from archbench.run.executor import Executor
 from archbench.run.plan import Plan
 from archbench.run.task import RowResult
@@ -46,7 +47,8 @@ def choose_writers(pm: Any, formats: Sequence[str]) -> list[ReportWriter]:
     unknown = [f for f in formats if f not in writers]
     if unknown:
         raise UsageError(f"--format {unknown[0]!r}: choose from {', '.join(sorted(writers))}")
-    return [writers[f] for f in dict.fromkeys(formats or writers)]
+    chosen = formats or [f for f, w in writers.items() if getattr(w, "default", True)]
+    return [writers[f] for f in dict.fromkeys(chosen)]
 
 
 def folder_name(kind: str, names: Sequence[str], limit: int = 60) -> str:
@@ -99,6 +101,46 @@ def sigterm_interrupts() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
+class ReportFiles:
+    """The report files of a run folder, rewritten together (:func:`write_files`). A writer
+    that raises costs its own files only: one warning, its files are removed rather than
+    left behind the others, and it is not asked again; the other files are written all the
+    same, and the exit code does not change."""
+
+    def __init__(self, writers: Sequence[ReportWriter], folder: Path) -> None:
+        self.writers = list(writers)
+        self.folder = Path(folder)
+        #: Format → why its writer failed.
+        self.failed: dict[str, str] = {}
+        #: Format → the files its writer wrote.
+        self.names: dict[str, set[str]] = {}
+
+    def write(self, report: Report) -> None:
+        files: dict[str, str | bytes] = {}
+        for writer in self.writers:
+            if writer.format in self.failed:
+                continue
+            try:
+                rendered = writer.files(report)
+            except Exception as exc:
+                self.fail(writer, exc)
+                continue
+            self.names.setdefault(writer.format, set()).update(rendered)
+            files.update(rendered)
+        write_files(self.folder, files)
+
+    def fail(self, writer: ReportWriter, exc: Exception) -> None:
+        self.failed[writer.format] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+        others = set().union(*(n for f, n in self.names.items() if f != writer.format))
+        mine = sorted((self.names.pop(writer.format, set()) | {writer.filename}) - others)
+        for name in mine:
+            (self.folder / name).unlink(missing_ok=True)
+        by = f" (plugin {writer.plugin!r})" if writer.plugin else ""
+        print(f"archbench: warning: report writer {writer.format!r}{by} failed: "
+              f"{self.failed[writer.format]}; {', '.join(mine)} not written, the other "
+              "reports are", file=sys.stderr)
+
+
 class Session:
     """One run of a plan: ``Session(plan, writers, out, ...)`` makes the run folder
     (UsageError if it cannot be written); ``run(executor)`` runs the plan and returns the
@@ -111,6 +153,9 @@ class Session:
         self.progress = progress
         self.writers = list(writers)
         self.run_dir = make_run_dir(out, plan.kind, plan.names)
+        self.files = ReportFiles(self.writers, self.run_dir)
+        #: Columns whose values had to be stored as text (warned about once each).
+        self.texts: set[str] = set()
         self.report = Report(kind=plan.kind, command=command,
                              created=dt.datetime.now(dt.timezone.utc).isoformat(
                                  timespec="seconds"),
@@ -136,7 +181,7 @@ class Session:
             if self.interrupted:  # the finished rows, their tables, no figures
                 self.report.complete = False
                 with contextlib.suppress(KeyboardInterrupt):
-                    self.report.tables = self.derived_tables()
+                    self.conclude()
                 self.write()
                 return EXIT_INTERRUPTED
         failed = any(row["status"] in FAILED for row in self.report.rows)
@@ -154,7 +199,14 @@ class Session:
         where = dict(result.where)
         self.note_environment(where.pop("environment", None), where)
         details = {**result.details, "group": result.task, "where": where}
-        self.report.add_row(result.row, details, result.key)
+        row, notes = plain_row(result.row)
+        if notes:
+            details["value_notes"] = list(notes.values())
+            for column in notes.keys() - self.texts:
+                self.texts.add(column)
+                print(f"archbench: warning: {row.get('model')}: {notes[column]}",
+                      file=sys.stderr)
+        self.report.add_row(row, details, result.key)
         self.write()
 
     def note_environment(self, environment: dict[str, Any] | None, where: dict[str, Any]
@@ -163,13 +215,13 @@ class Session:
         ``nodes`` once there are several, and rows from different device models are
         flagged, as in ``archbench report``."""
         if environment is not None:
+            # what the worker set (--threads, precision flags) over what it found at start
+            environment = {**environment,
+                           **{key: where[key] for key in WORKER_ENVIRONMENT if key in where}}
             host = str(where.get("host"))
             self.environments.setdefault(host, environment)
             if not self.report.environment:
                 self.report.environment.update(environment)
-                for key in WORKER_ENVIRONMENT:
-                    if key in where:
-                        self.report.environment[key] = where[key]
             if len(self.environments) > 1:
                 self.report.environment["nodes"] = self.environments
         names = {str(e.get("device_name")) for e in self.environments.values()}
@@ -180,10 +232,19 @@ class Session:
                 "device_name (details.where.device_name in report.json)."]
 
     def finish(self) -> None:
-        """The derived tables and the figures, then the last write."""
-        self.report.tables = self.derived_tables()
+        """The derived tables, the notes and the figures, then the last write."""
+        self.conclude()
         self.report.complete = True
         self.write()
+
+    def conclude(self) -> None:
+        """What the finished rows say together: the derived tables, and the notes on rows
+        that cannot be trusted (timed on a busy machine, short of ``--target-ci``)."""
+        from archbench.report.trust import trust_notes
+
+        self.report.tables = self.derived_tables()
+        self.report.notes += [n for n in trust_notes(self.report.rows, self.report.settings)
+                              if n not in self.report.notes]
 
     def derived_tables(self) -> dict[str, list[dict[str, Any]]]:
         from archbench.report.tables import DERIVED
@@ -194,8 +255,7 @@ class Session:
         return tables
 
     def write(self) -> None:
-        for writer in self.writers:
-            writer.write(self.report, self.run_dir)
+        self.files.write(self.report)
 
 
 def write_merged(pm: Any, run_dirs: Sequence[Path], out: Path, command: str
@@ -206,6 +266,5 @@ def write_merged(pm: Any, run_dirs: Sequence[Path], out: Path, command: str
     merged = merge_runs(list(run_dirs), command,
                         dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
     run_dir = make_run_dir(out, "report", sorted({r["arch"] for r in merged.rows}))
-    for writer in report_writers(pm).values():
-        writer.write(merged, run_dir)
+    ReportFiles(choose_writers(pm, ()), run_dir).write(merged)
     return merged, run_dir

@@ -18,8 +18,11 @@ from typing import TYPE_CHECKING, Any
 
 from archbench.core.columns import Answer, merge_answers, split_columns
 from archbench.core.errors import RowSkipped, error_text
+from archbench.core.settings import RunSettings
 from archbench.core.spec import ModelSpec
+from archbench.core.stats import ci_halfwidth_pct
 from archbench.measure import timing
+from archbench.measure.contention import cpu_columns, gpu_columns, load_per_core
 from archbench.measure.device import apply_precision_flags, is_oom, release_memory
 from archbench.mixers.swap import Swap, plan_swap
 from archbench.run.task import RowResult, Task
@@ -89,6 +92,19 @@ def timing_task(task: Task, counted: dict[int, RowResult]) -> tuple[Task | None,
         return None, failed
     specs, positions, analyses = zip(*keep)
     return Task(task.index, specs, task.settings, positions, analyses), failed
+
+
+#: ``--max-time`` when ``--target-ci`` is given without it (seconds per group).
+DEFAULT_MAX_TIME = 60.0
+
+
+def precision_of(settings: RunSettings) -> timing.Precision | None:
+    """``--target-ci``'s stopping rule for :func:`~archbench.measure.timing.interleave`."""
+    if not settings.target_ci:
+        return None
+    target = settings.target_ci
+    return timing.Precision(lambda trials: ci_halfwidth_pct(trials) <= target,
+                            settings.max_time or DEFAULT_MAX_TIME)
 
 
 @functools.cache
@@ -208,16 +224,27 @@ class TaskRun:
 
     def prepare(self, spec: ModelSpec, position: int, analysis: tuple[dict, dict] | None = None
                 ) -> tuple[Prepared | None, list[RowResult]]:
-        """Build and analyse (unless ``analysis`` was counted elsewhere); without latency,
-        the row is finished here and the model freed."""
+        """Build and analyse (unless ``analysis`` was counted elsewhere, or is in the
+        complexity cache: then a count-only row is finished without building anything);
+        without latency, the row is finished here and the model freed."""
         from archbench.measure.workload import place_model
+        from archbench.run.complexity_cache import cache_entry
 
         sizes = (None,) if self.settings.max_batch else self.settings.batch_sizes
         model = None
         try:
+            entry = None
+            if analysis is None:
+                entry = cache_entry(self.pm, self.settings, spec, self.progress)
+                analysis = entry.read()
+                if analysis is not None:
+                    self.progress(f"  {spec.name} ({spec.input_desc}): params and FLOPs "
+                                  "from the complexity cache")
+                    if not self.settings.latency:
+                        return None, [self.result(spec, position, None, *analysis)]
             swap = self.swap(spec)
             model = self.build(spec, swap)
-            columns, details = analysis or self.analyze(spec, model, swap)
+            columns, details = analysis or entry.write(*self.analyze(spec, model, swap))
             if self.settings.latency:
                 model = place_model(model, self.settings)
         except Exception as exc:
@@ -244,9 +271,13 @@ class TaskRun:
             sizes, failed = self.batch_sizes(item)
             yield from failed
             slots += [self.slot(item, size) for size in sizes]
+        load = load_per_core()
         for slot, exc in timing.interleave(slots, settings.device, settings.warmup,
-                                           settings.min_time, settings.repeat, self.progress):
+                                           settings.min_time, settings.repeat, self.progress,
+                                           precision_of(settings)):
             item, size = slot.key
+            if exc is None:
+                item.extra.setdefault(size, {}).update(self.trust(slot, load))
             yield (self.fail_row(item, size, exc) if exc is not None
                    else self.evaluated(item, size, slot.trials))
             item.workloads.pop(size, None)
@@ -263,6 +294,21 @@ class TaskRun:
         return timing.Slot((item, size), make,
                            before=lambda: item.workloads[size].count_graphs(),
                            check=lambda: item.workloads[size].check_no_recompile())
+
+    def trust(self, slot: timing.Slot, load: float | None) -> dict[str, Any]:
+        """How far a timed row can be trusted: the machine's load when its group started,
+        whether others competed for its cores or GPU, and, with ``--target-ci``, whether
+        its interval got as narrow as asked."""
+        import torch
+
+        columns: dict[str, Any] = {"load_start": load}
+        if self.settings.device.startswith("cuda"):
+            columns.update(gpu_columns(slot.usage))
+        else:
+            columns.update(cpu_columns(slot.usage, torch.get_num_threads()))
+        if self.settings.target_ci:
+            columns["ci_reached"] = ci_halfwidth_pct(slot.trials) <= self.settings.target_ci
+        return columns
 
     def batch_sizes(self, item: Prepared) -> tuple[tuple[int, ...], list[RowResult]]:
         """The batch sizes to time: the settings', or the largest that fits."""

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_macs, padded_side, wmsa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
 from archbench_hornet.flops import (
@@ -78,6 +79,72 @@ def swap_stages(spec: ModelSpec) -> list[SwapStage]:
     ]
 
 
+# --------------------------------------------------------------------------- config schema
+
+
+def orders_halve_widths(spec: ModelSpec) -> str | None:
+    """gnConv of order n halves its width n - 1 times: 2^(n-1) must divide the stage width."""
+    cfg = spec.config
+    for i, order in enumerate(cfg["orders"]):
+        dim = cfg["base_dim"] * 2**i
+        if dim % 2 ** (order - 1):
+            return (f"stage {i + 1} width {dim} is not divisible by 2^(order-1) = "
+                    f"{2 ** (order - 1)} (gnConv order {order} halves it {order - 1} times)")
+    return None
+
+
+def gf_filters_fit(spec: ModelSpec) -> str | None:
+    """GF filter rule: each (h, w) must be the rfft2 half-spectrum of an h x h grid,
+    w == h // 2 + 1. A filter made for another resolution than the stage's is resized by
+    bilinear interpolation (official behaviour), so it need not equal the stage's grid."""
+    cfg = spec.config
+    if not cfg["gf"]:
+        return None  # the 7x7 variants ignore gf_sizes
+    sides = stage_resolutions(spec.img_size)
+    for (h, w), stage in zip(cfg["gf_sizes"], (3, 4)):
+        side = sides[stage - 1]
+        if w != h // 2 + 1:
+            return (f"GF filter {h}x{w} of stage {stage} is not an rfft2 half-spectrum: "
+                    f"need w == h//2+1 (= {h // 2 + 1} for h={h}); for this stage's "
+                    f"{side}x{side} map use ({side}, {side // 2 + 1})")
+        dims = gnconv_dims(cfg["base_dim"] * 2 ** (stage - 1), cfg["orders"][stage - 1])
+        if sum(dims) % 2:
+            return (f"GF stage {stage} splits {sum(dims)} channels in two halves; need an "
+                    "even count")
+    return None
+
+
+def param_estimate(spec: ModelSpec) -> float:
+    """Parameters without building: about 12C² per block (gnConv's projections 3C² and at
+    most C² for its g_k, the MLP 8C²), 8C² per downsampling, stem and head."""
+    cfg = spec.config
+    widths = [cfg["base_dim"] * 2**i for i in range(4)]
+    blocks = sum(d * 12 * w * w for d, w in zip(cfg["depths"], widths))
+    return (blocks + sum(8 * w * w for w in widths[:-1]) + 48 * widths[0]
+            + widths[-1] * cfg["num_classes"])
+
+
+_STAGES = 4
+SCHEMA = Schema(
+    fields={
+        "img_size": Field(int, minimum=32),  # 4 stages, total stride 32
+        "base_dim": Field(int, minimum=1, maximum=MAX_WIDTH),
+        "depths": Field(tuple, items=Field(int, minimum=1, maximum=MAX_DEPTH), length=_STAGES),
+        "orders": Field(tuple, items=Field(int, minimum=1, maximum=MAX_ORDER), length=_STAGES),
+        "kernel_size": Field(int, minimum=1, maximum=255, odd=True),
+        "gnconv_scale": Field(float),
+        "gf": Field(bool),
+        # stages 3 and 4: (h, w) of each global filter
+        "gf_sizes": Field(tuple, length=2, items=Field(
+            tuple, length=2, items=Field(int, minimum=1, maximum=4096))),
+        "layer_scale_init": Field(float, minimum=0),
+        "drop_path_rate": Field(float, minimum=0, below=1),
+        "num_classes": Field(int, minimum=0, maximum=MAX_CLASSES),  # 0: no head
+    },
+    rules=(orders_halve_widths, gf_filters_fit),
+    params=param_estimate,
+)
+
 HORNET = Architecture(
     name=NAME,
     family="HorNet",
@@ -100,93 +167,13 @@ HORNET = Architecture(
     token_mixer_types=("GnConv",),
     mlp_types=("PointwiseLinear",),
     mixer_swap=MixerSwap(stages=swap_stages, layout="channels_first"),
+    schema=SCHEMA,
 )
-
-
-# --------------------------------------------------------------------------- validation
-
-
-def _ints(value: Any, n: int) -> bool:
-    return (
-        isinstance(value, (tuple, list))
-        and len(value) == n
-        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    )
 
 
 @hookimpl
 def archbench_architectures() -> list[Architecture]:
     return [HORNET]
-
-
-@hookimpl
-def archbench_validate(spec: ModelSpec) -> None:
-    if spec.arch.name != NAME:
-        return
-    cfg = spec.config
-    pre = spec.name
-    base, depths, orders = cfg["base_dim"], cfg["depths"], cfg["orders"]
-    if not isinstance(base, int) or base < 1:
-        raise UsageError(f"{pre}: base_dim must be a positive integer, got {base!r}")
-    if not _ints(depths, 4) or min(depths) < 1:
-        raise UsageError(f"{pre}: depths must be 4 integers >= 1, got {depths!r}")
-    if not _ints(orders, 4):
-        raise UsageError(f"{pre}: orders must be 4 integers (one per stage), got {orders!r}")
-    for i, order in enumerate(orders):
-        if not 1 <= order <= MAX_ORDER:
-            raise UsageError(
-                f"{pre}: gnConv order {order} of stage {i + 1} is outside 1..{MAX_ORDER}"
-            )
-        dim = base * 2**i
-        if dim % 2 ** (order - 1):
-            raise UsageError(
-                f"{pre}: stage {i + 1} width {dim} is not divisible by 2^(order-1) = "
-                f"{2 ** (order - 1)} (gnConv order {order} halves it {order - 1} times)"
-            )
-    k = cfg["kernel_size"]
-    if not isinstance(k, int) or k < 1 or k % 2 == 0:
-        raise UsageError(f"{pre}: kernel_size must be a positive odd integer, got {k!r}")
-    if spec.img_size is None or spec.img_size < 32:
-        raise UsageError(f"{pre}: image size must be at least 32 (4 stages, stride 32)")
-    if not 0.0 <= cfg["drop_path_rate"] < 1.0:
-        raise UsageError(f"{pre}: drop_path_rate must be in [0, 1), got {cfg['drop_path_rate']}")
-    if cfg["layer_scale_init"] < 0:
-        raise UsageError(f"{pre}: layer_scale_init must be >= 0, got {cfg['layer_scale_init']}")
-    if cfg["num_classes"] < 0:
-        raise UsageError(f"{pre}: num_classes must be >= 0, got {cfg['num_classes']}")
-    if cfg["gf"]:
-        _validate_gf(spec)
-
-
-def _validate_gf(spec: ModelSpec) -> None:
-    """GF filter rule: each (h, w) must be the rfft2 half-spectrum of an h x h grid,
-    w == h // 2 + 1. A filter made for another resolution than the stage's is resized by
-    bilinear interpolation (official behaviour), so it need not equal the stage's grid."""
-    cfg, pre = spec.config, spec.name
-    sizes = cfg["gf_sizes"]
-    if (
-        not isinstance(sizes, (tuple, list))
-        or len(sizes) != 2
-        or not all(_ints(s, 2) for s in sizes)
-    ):
-        raise UsageError(
-            f"{pre}: gf_sizes must be two (h, w) pairs (stages 3 and 4), got {sizes!r}"
-        )
-    sides = stage_resolutions(spec.img_size)
-    for (h, w), stage in zip(sizes, (3, 4)):
-        side = sides[stage - 1]
-        if h < 1 or w != h // 2 + 1:
-            raise UsageError(
-                f"{pre}: GF filter {h}x{w} of stage {stage} is not an rfft2 half-spectrum: "
-                f"need w == h//2+1 (= {h // 2 + 1} for h={h}); for this stage's "
-                f"{side}x{side} map use ({side}, {side // 2 + 1})"
-            )
-        dims = gnconv_dims(cfg["base_dim"] * 2 ** (stage - 1), cfg["orders"][stage - 1])
-        if sum(dims) % 2:
-            raise UsageError(
-                f"{pre}: GF stage {stage} splits {sum(dims)} channels in two halves; "
-                "need an even count"
-            )
 
 
 @hookimpl

@@ -3,16 +3,16 @@ entry point.
 
 This module stays light (no torch import) so that ``archbench list`` answers fast; the model
 lives in :mod:`archbench_swin.model` and is imported when a model is built. The stage
-geometry (:mod:`archbench_swin.geometry`) is plain arithmetic shared by the validator, the
+geometry (:mod:`archbench_swin.geometry`) is plain arithmetic shared by the schema rules, the
 analytic formulas and the model, so all three agree on resolutions, windows and padding.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
-from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_macs, padded_side, wmsa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
 from archbench_swin.geometry import effective_window, stage_resolutions
@@ -51,6 +51,57 @@ def swap_stages(spec: ModelSpec) -> list[SwapStage]:
     ]
 
 
+# --------------------------------------------------------------------------- config schema
+
+
+def image_fits_stages(spec: ModelSpec) -> str | None:
+    """The patch grid must survive every patch merging (each halves it)."""
+    patch, stages = spec.config["patch_size"], len(spec.config["depths"])
+    min_img = patch * 2 ** (stages - 1)
+    if spec.img_size < min_img:
+        return (f"image size {spec.img_size} is too small for {stages} stages: patch size "
+                f"{patch} and {stages - 1} patch mergings need at least {min_img}")
+    return None
+
+
+def heads_divide_stage_widths(spec: ModelSpec) -> str | None:
+    """Stage i is embed_dim·2^i wide; its heads must split that width evenly."""
+    dim = spec.config["embed_dim"]
+    for i, heads in enumerate(spec.config["num_heads"]):
+        if (dim * 2**i) % heads:
+            return (f"stage {i + 1} width {dim * 2**i} (embed_dim {dim} x 2^{i}) is not "
+                    f"divisible by num_heads[{i}] = {heads}")
+    return None
+
+
+def param_estimate(spec: ModelSpec) -> float:
+    """Parameters without building: per block 4C² (qkv, proj) + 2·ratio·C² (MLP), 8C² per
+    patch merging, the patch embedding and the head (biases, norms and the relative
+    position tables left out: about 1%)."""
+    cfg = spec.config
+    widths = [cfg["embed_dim"] * 2**i for i in range(len(cfg["depths"]))]
+    blocks = sum(d * (4 + 2 * cfg["mlp_ratio"]) * w * w for d, w in zip(cfg["depths"], widths))
+    merging = sum(8 * w * w for w in widths[:-1])
+    return (blocks + merging + 3 * cfg["patch_size"] ** 2 * widths[0]
+            + widths[-1] * cfg["num_classes"])
+
+
+SCHEMA = Schema(
+    fields={
+        "img_size": Field(int, minimum=1, multiple_of="patch_size"),
+        "patch_size": Field(int, minimum=1, maximum=1024),
+        "embed_dim": Field(int, minimum=1, maximum=MAX_WIDTH),
+        "depths": Field(tuple, items=Field(int, minimum=1, maximum=MAX_DEPTH), max_length=16),
+        "num_heads": Field(tuple, items=Field(int, minimum=1, maximum=MAX_WIDTH),
+                           length="depths"),
+        "window_size": Field(int, minimum=1, maximum=1024),
+        "mlp_ratio": Field(float, above=0, maximum=64),
+        "num_classes": Field(int, minimum=0, maximum=MAX_CLASSES),  # 0: no head
+    },
+    rules=(image_fits_stages, heads_divide_stage_widths),
+    params=param_estimate,
+)
+
 SWIN = Architecture(
     name=NAME,
     family="Swin",
@@ -72,73 +123,13 @@ SWIN = Architecture(
     token_mixer_types=("WindowAttention",),
     mlp_types=("Mlp",),
     mixer_swap=MixerSwap(stages=swap_stages, layout="channels_last"),
+    schema=SCHEMA,
 )
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _int_tuple(spec: ModelSpec, key: str, value: Any) -> tuple[int, ...]:
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = (value,)
-    if not isinstance(value, (tuple, list)) or not value or not all(_is_int(v) for v in value):
-        raise UsageError(f"{spec.name}: {key} must be a non-empty tuple of ints, got {value!r}")
-    return tuple(value)
-
-
-def check_config(spec: ModelSpec) -> None:
-    """Raise :class:`UsageError` for a config the model cannot be built or run with."""
-    cfg: Mapping[str, Any] = spec.config
-    img = spec.img_size
-    for key in ("patch_size", "embed_dim", "window_size"):
-        if not _is_int(cfg[key]) or cfg[key] < 1:
-            raise UsageError(f"{spec.name}: {key} must be a positive integer, got {cfg[key]!r}")
-    if not _is_int(img) or img < 1:
-        raise UsageError(f"{spec.name}: image size must be a positive integer, got {img!r}")
-    depths = _int_tuple(spec, "depths", cfg["depths"])
-    heads = _int_tuple(spec, "num_heads", cfg["num_heads"])
-    if len(depths) != len(heads):
-        raise UsageError(
-            f"{spec.name}: depths {depths} and num_heads {heads} must have one entry per stage"
-        )
-    if min(depths) < 1 or min(heads) < 1:
-        raise UsageError(f"{spec.name}: every stage needs depth >= 1 and num_heads >= 1")
-    patch = cfg["patch_size"]
-    if img % patch:
-        raise UsageError(
-            f"{spec.name}: image size {img} is not divisible by the patch size {patch}"
-        )
-    stages = len(depths)
-    min_img = patch * 2 ** (stages - 1)
-    if img < min_img:
-        raise UsageError(
-            f"{spec.name}: image size {img} is too small for {stages} stages: "
-            f"patch size {patch} and {stages - 1} patch mergings need at least {min_img}"
-        )
-    dim = cfg["embed_dim"]
-    for i, h in enumerate(heads):
-        if (dim * 2**i) % h:
-            raise UsageError(
-                f"{spec.name}: stage {i + 1} width {dim * 2**i} (embed_dim {dim} x 2^{i}) "
-                f"is not divisible by num_heads[{i}] = {h}"
-            )
-    if not isinstance(cfg["mlp_ratio"], (int, float)) or cfg["mlp_ratio"] <= 0:
-        raise UsageError(f"{spec.name}: mlp_ratio must be positive, got {cfg['mlp_ratio']!r}")
-    if not _is_int(cfg["num_classes"]) or cfg["num_classes"] < 0:
-        raise UsageError(f"{spec.name}: num_classes must be >= 0, got {cfg['num_classes']!r}")
 
 
 @hookimpl
 def archbench_architectures() -> list[Architecture]:
     return [SWIN]
-
-
-@hookimpl
-def archbench_validate(spec: ModelSpec) -> None:
-    if spec.arch.name != NAME:
-        return
-    check_config(spec)
 
 
 @hookimpl

@@ -17,7 +17,8 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.schema import MAX_CLASSES
 
 NAME = "timm"
 DEFAULT_MODEL = "vit_small_patch16_224"
@@ -72,6 +73,10 @@ TIMM = Architecture(
     token_mixer_types=tuple(MIXER_NAMES),
     mlp_types=MLP_TYPES,
     find_variants=find_variants,
+    # The config holds create_model's num_classes and in_chans (0 classes: no head); the
+    # model's own shape is timm's, so there is no size estimate here.
+    schema=Schema(fields={"num_classes": Field(int, minimum=0, maximum=MAX_CLASSES),
+                          "in_chans": Field(int, minimum=1, maximum=1024)}),
 )
 
 

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench import Architecture, Field, ModelSpec, Schema, Variant, hookimpl
+from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_crossover_tokens, msa_macs
 
 NAME = "transformer"
@@ -41,6 +42,52 @@ def _config(
         config["num_classes"] = classes
     return config
 
+
+# --------------------------------------------------------------------------- config schema
+
+
+def even_d_model(spec: ModelSpec) -> str | None:
+    """The sinusoidal encoding (section 3.5) pairs sines and cosines: d_model must be even."""
+    if spec.config["d_model"] % 2:
+        return (f"d_model must be even for the sinusoidal positional encoding, got "
+                f"{spec.config['d_model']}")
+    return None
+
+
+def pad_id_is_a_token(spec: ModelSpec) -> str | None:
+    cfg = spec.config
+    if cfg["pad_id"] >= cfg["vocab_size"]:
+        return (f"pad_id {cfg['pad_id']} is not a token id below vocab_size "
+                f"{cfg['vocab_size']}")
+    return None
+
+
+def param_estimate(spec: ModelSpec) -> float:
+    """Parameters without building: the shared embedding, then per layer 4d² + 2·d·d_ff
+    in the encoder and 8d² + 2·d·d_ff in the decoder, and the classifier's head."""
+    cfg = spec.config
+    d, ff, layers = cfg["d_model"], cfg["d_ff"], cfg["num_layers"]
+    encoder = layers * (4 * d * d + 2 * d * ff)
+    if _is_encoder_only(cfg):
+        return cfg["vocab_size"] * d + encoder + d * cfg["num_classes"]
+    return cfg["vocab_size"] * d + encoder + layers * (8 * d * d + 2 * d * ff)
+
+
+SCHEMA = Schema(
+    fields={  # seq_len: 1..max_seq_len, from the Architecture
+        "vocab_size": Field(int, minimum=2, maximum=1 << 24),
+        "d_model": Field(int, minimum=1, maximum=MAX_WIDTH, multiple_of="num_heads"),
+        "d_ff": Field(int, minimum=1, maximum=1 << 20),
+        "num_heads": Field(int, minimum=1, maximum=MAX_WIDTH),
+        "num_layers": Field(int, minimum=1, maximum=MAX_DEPTH),
+        "dropout": Field(float, minimum=0, below=1),
+        "pad_id": Field(int, minimum=0),
+        "fused_attention": Field(bool),
+        "num_classes": Field(int, minimum=1, maximum=MAX_CLASSES),  # encoder-only variants
+    },
+    rules=(even_d_model, pad_id_is_a_token),
+    params=param_estimate,
+)
 
 TRANSFORMER = Architecture(
     name=NAME,
@@ -74,6 +121,7 @@ TRANSFORMER = Architecture(
     token_mixer_types=("MultiHeadAttention",),
     mlp_types=("PositionwiseFeedForward",),
     max_seq_len=MAX_SEQ_LEN,
+    schema=SCHEMA,
 )
 
 
@@ -84,41 +132,6 @@ def _is_encoder_only(config: Any) -> bool:
 @hookimpl
 def archbench_architectures() -> list[Architecture]:
     return [TRANSFORMER]
-
-
-@hookimpl
-def archbench_validate(spec: ModelSpec) -> None:
-    if spec.arch.name != NAME:
-        return
-    cfg = spec.config
-    max_len = spec.arch.max_seq_len or MAX_SEQ_LEN
-    n = spec.seq_len
-    if n is None or n < 1 or n > max_len:
-        raise UsageError(f"{spec.name}: sequence length must be in 1..{max_len}, got {n}")
-    if cfg["vocab_size"] < 2:
-        raise UsageError(f"{spec.name}: vocab_size must be at least 2, got {cfg['vocab_size']}")
-    if not 0 <= cfg["pad_id"] < cfg["vocab_size"]:
-        raise UsageError(
-            f"{spec.name}: pad_id {cfg['pad_id']} is not a token id below vocab_size "
-            f"{cfg['vocab_size']}"
-        )
-    for key in ("d_model", "num_heads", "d_ff", "num_layers"):
-        if cfg[key] < 1:
-            raise UsageError(f"{spec.name}: {key} must be at least 1, got {cfg[key]}")
-    if cfg["d_model"] % cfg["num_heads"]:
-        raise UsageError(
-            f"{spec.name}: d_model {cfg['d_model']} is not divisible by num_heads "
-            f"{cfg['num_heads']}"
-        )
-    if cfg["d_model"] % 2:
-        raise UsageError(
-            f"{spec.name}: d_model must be even for the sinusoidal positional encoding, "
-            f"got {cfg['d_model']}"
-        )
-    if not 0.0 <= cfg["dropout"] < 1.0:
-        raise UsageError(f"{spec.name}: dropout must be in [0, 1), got {cfg['dropout']}")
-    if _is_encoder_only(cfg) and cfg["num_classes"] < 1:
-        raise UsageError(f"{spec.name}: num_classes must be at least 1, got {cfg['num_classes']}")
 
 
 @hookimpl

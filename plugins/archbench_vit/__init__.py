@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_crossover_tokens, msa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
 
@@ -53,6 +54,32 @@ def swap_notes(spec: ModelSpec, mixer: TokenMixer) -> list[str]:
             "token average (as the HorNet paper's isotropic models do)"]
 
 
+# --------------------------------------------------------------------------- config schema
+
+
+def param_estimate(spec: ModelSpec) -> float:
+    """Parameters without building: per block 4C² (qkv, proj) + 2·C·hidden (MLP), then the
+    patch embedding, position embeddings and head (biases and norms left out: < 1%)."""
+    cfg = spec.config
+    dim, hidden = cfg["embed_dim"], int(cfg["embed_dim"] * cfg["mlp_ratio"])
+    tokens = (spec.img_size // cfg["patch_size"]) ** 2 + 1
+    return (cfg["depth"] * (4 * dim * dim + 2 * dim * hidden)
+            + (3 * cfg["patch_size"] ** 2 + tokens + cfg["num_classes"]) * dim)
+
+
+SCHEMA = Schema(
+    fields={
+        "img_size": Field(int, minimum=1, multiple_of="patch_size"),
+        "patch_size": Field(int, minimum=1, maximum=1024),
+        "embed_dim": Field(int, minimum=1, maximum=MAX_WIDTH, multiple_of="num_heads"),
+        "depth": Field(int, minimum=1, maximum=MAX_DEPTH),
+        "num_heads": Field(int, minimum=1, maximum=MAX_WIDTH),
+        "mlp_ratio": Field(float, above=0, maximum=64),
+        "num_classes": Field(int, minimum=0, maximum=MAX_CLASSES),  # 0: no head
+    },
+    params=param_estimate,
+)
+
 VIT = Architecture(
     name=NAME,
     family="ViT",
@@ -72,6 +99,7 @@ VIT = Architecture(
     token_mixer_types=("Attention",),
     mlp_types=("Mlp",),
     mixer_swap=MixerSwap(stages=swap_stages, layout="tokens", notes=swap_notes),
+    schema=SCHEMA,
 )
 
 
@@ -109,25 +137,6 @@ def archbench_token_mixers() -> list[TokenMixer]:
 @hookimpl
 def archbench_architectures() -> list[Architecture]:
     return [VIT]
-
-
-@hookimpl
-def archbench_validate(spec: ModelSpec) -> None:
-    if spec.arch.name != NAME:
-        return
-    cfg = spec.config
-    if cfg["patch_size"] < 1 or spec.img_size % cfg["patch_size"]:
-        raise UsageError(
-            f"{spec.name}: image size {spec.img_size} is not divisible by the patch size "
-            f"{cfg['patch_size']}"
-        )
-    if cfg["embed_dim"] % cfg["num_heads"]:
-        raise UsageError(
-            f"{spec.name}: embed_dim {cfg['embed_dim']} is not divisible by num_heads "
-            f"{cfg['num_heads']}"
-        )
-    if cfg["depth"] < 1:
-        raise UsageError(f"{spec.name}: depth must be at least 1, got {cfg['depth']}")
 
 
 @hookimpl

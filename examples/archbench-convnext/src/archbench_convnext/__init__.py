@@ -7,8 +7,9 @@ Registered in this package's ``pyproject.toml``::
 
 What it adds, one example of each thing a plugin can register:
 
-- the architecture ``convnext`` (``archbench_architectures``, ``archbench_validate``,
-  ``archbench_build_model``, ``archbench_analyze``), which takes ``--mixer`` swaps
+- the architecture ``convnext`` (``archbench_architectures``, ``archbench_build_model``,
+  ``archbench_analyze``), with a config schema (``Architecture.schema``: what each config
+  key may hold, checked by the core before anything is built) and ``--mixer`` swaps
   (``Architecture.mixer_swap``: ``convnext:tiny+msa``);
 - the token mixer ``dwconv`` (``archbench_token_mixers``), for ``archbench mixers`` and for
   ``--mixer`` in any architecture that takes swaps (``hornet:tiny+dwconv``);
@@ -24,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from archbench import Architecture, ModelSpec, UsageError, Variant, hookimpl
+from archbench import Architecture, Field, ModelSpec, Schema, Variant, hookimpl
 from archbench.formulas import constant_list, msa_macs, padded_side, shape_of, wmsa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
 
@@ -67,7 +68,7 @@ def swap_stages(spec: ModelSpec) -> list[SwapStage]:
     (at most the map), HorNet's gnConv order, map side, and its number of blocks.
 
     A module-level function, not a lambda: specs (and with them ``Architecture``) are
-    pickled when tasks run elsewhere. Called after ``archbench_validate`` accepted ``spec``.
+    pickled when tasks run elsewhere. Called after the schema accepted ``spec``.
     """
     cfg = spec.config
     return [
@@ -93,6 +94,42 @@ def swap_notes(spec: ModelSpec, mixer: TokenMixer) -> list[str]:
     ]
 
 
+# --------------------------------------------------------------------------- config schema
+
+
+def image_divisible_by_stride(spec: ModelSpec) -> str | None:
+    """A cross-key rule: the stem's stride 4, then 2 per downsampling layer, must divide the
+    image. Module-level (architectures are pickled); it runs after every field passed."""
+    stride = 4 * 2 ** (len(spec.config["depths"]) - 1)
+    if spec.img_size % stride:
+        return (f"image size {spec.img_size} is not divisible by the total stride {stride} "
+                f"of {len(spec.config['depths'])} stages")
+    return None
+
+
+def param_estimate(spec: ModelSpec) -> float:
+    """Parameters without building (biases and norms left out): per block 2·ratio·C² for
+    the MLP and k²·C for the depth-wise conv, 4·C·C' per downsampling, stem and head."""
+    cfg = spec.config
+    dims, ratio, k = cfg["dims"], cfg["mlp_ratio"], cfg["kernel_size"]
+    blocks = sum(d * (2 * ratio * c * c + k * k * c) for d, c in zip(cfg["depths"], dims))
+    downsampling = sum(4 * a * b for a, b in zip(dims, dims[1:]))
+    return blocks + downsampling + 48 * dims[0] + dims[-1] * cfg["num_classes"]
+
+
+SCHEMA = Schema(
+    fields={
+        "depths": Field(tuple, items=Field(int, minimum=1, maximum=1000), max_length=8),
+        "dims": Field(tuple, items=Field(int, minimum=1, maximum=65536), length="depths"),
+        "kernel_size": Field(int, minimum=1, maximum=63, odd=True),
+        "mlp_ratio": Field(int, minimum=1, maximum=64),
+        "layer_scale_init_value": Field(float, minimum=0),
+        "num_classes": Field(int, minimum=1, maximum=1 << 20),
+    },
+    rules=(image_divisible_by_stride,),
+    params=param_estimate,
+)
+
 CONVNEXT = Architecture(
     name=NAME,
     family="ConvNeXt",
@@ -109,35 +146,15 @@ CONVNEXT = Architecture(
     # The block's token mixer takes and returns (B, C, H, W): the host layout is
     # channels_first; the core adapts mixers of other layouts (msa takes tokens).
     mixer_swap=MixerSwap(stages=swap_stages, layout="channels_first", notes=swap_notes),
+    # What each config key may hold; the core checks every model against it before
+    # anything is built, so no archbench_validate hook is needed.
+    schema=SCHEMA,
 )
 
 
 @hookimpl
 def archbench_architectures() -> list[Architecture]:
     return [CONVNEXT]
-
-
-@hookimpl
-def archbench_validate(spec: ModelSpec) -> None:
-    if spec.arch.name != NAME:
-        return
-    cfg = spec.config
-    depths, dims = cfg["depths"], cfg["dims"]
-    if len(depths) != len(dims) or not depths:
-        raise UsageError(
-            f"{spec.name}: depths {depths} and dims {dims} need the same, "
-            "non-zero length (one entry per stage)"
-        )
-    if min(depths) < 1 or min(dims) < 1:
-        raise UsageError(f"{spec.name}: every depth and width must be at least 1")
-    if cfg["kernel_size"] < 1 or cfg["kernel_size"] % 2 == 0:
-        raise UsageError(f"{spec.name}: kernel_size must be odd, got {cfg['kernel_size']}")
-    stride = 4 * 2 ** (len(depths) - 1)  # the stem's 4, then 2 per downsampling layer
-    if spec.img_size % stride:
-        raise UsageError(
-            f"{spec.name}: image size {spec.img_size} is not divisible by the "
-            f"total stride {stride} of {len(depths)} stages"
-        )
 
 
 @hookimpl
