@@ -57,6 +57,9 @@ def test_cpu_hogs_flag_a_row_as_contended():
 @pytest.mark.skipif(usable_cores() < 2, reason="needs a spare core")
 def test_a_quiet_single_thread_row_is_not_flagged():
     # one thread on a machine with a spare core: only a busy machine takes more than it
+    probe = cpu_columns(_timed_windows(1, 0.3), threads=1)
+    if probe["cpu_others_cores"] > 0.5:  # this check needs a machine this suite has alone
+        pytest.skip(f"other processes are using {probe['cpu_others_cores']:.1f} cores")
     columns = cpu_columns(_timed_windows(1), threads=1)
     assert columns["contended"] is False, columns
     assert "contention" not in columns

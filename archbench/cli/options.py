@@ -111,7 +111,8 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      help="With --target-ci: seconds of trials a group may take in all "
                      "(default 60)."),
         click.option("--threads", type=click.IntRange(min=1), help="CPU threads for torch "
-                     "(default: torch's own choice; recorded either way)."),
+                     "(default when timing on the CPU: torch's own choice, less one core left "
+                     "to the rest of the machine; recorded either way)."),
         click.option("--no-cache", is_flag=True, help="Count params and FLOPs afresh: "
                      "neither read nor write the complexity cache."),
         click.option("--no-latency", is_flag=True, help="Complexity only: params, FLOPs, "

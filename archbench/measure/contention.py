@@ -64,6 +64,16 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def timing_threads(default: int) -> int:
+    """CPU threads for timing when ``--threads`` is not given: torch's ``default``, but
+    leaving one usable core to everything else (the OS, this harness, a shell). With every
+    core in torch's pool, any other work stalls one thread and each parallel region waits
+    for it; on the 2-vCPU development machine that made medians and ratio intervals
+    about three times less repeatable (``benchmarks/bench_stability.py``)."""
+    cores = usable_cores()
+    return max(1, min(default, cores - 1)) if cores > 1 else default
+
+
 def load_per_core() -> float | None:
     """The 1-minute load average over the usable cores, where the OS has one."""
     try:

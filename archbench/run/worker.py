@@ -22,7 +22,12 @@ from archbench.core.settings import RunSettings
 from archbench.core.spec import ModelSpec
 from archbench.core.stats import ci_halfwidth_pct
 from archbench.measure import timing
-from archbench.measure.contention import cpu_columns, gpu_columns, load_per_core
+from archbench.measure.contention import (
+    cpu_columns,
+    gpu_columns,
+    load_per_core,
+    timing_threads,
+)
 from archbench.measure.device import apply_precision_flags, is_oom, release_memory
 from archbench.mixers.swap import Swap, plan_swap
 from archbench.run.task import RowResult, Task
@@ -200,6 +205,8 @@ class TaskRun:
         threads = torch.get_num_threads()
         if self.settings.threads:
             torch.set_num_threads(self.settings.threads)
+        elif self.settings.latency and not self.settings.device.startswith("cuda"):
+            torch.set_num_threads(timing_threads(threads))
         if self.settings.compile:
             torch._dynamo.reset()  # no earlier task's graphs or recompile budget
         # counting runs on the CPU wherever the rows will be timed
