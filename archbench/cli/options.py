@@ -118,6 +118,12 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
         click.option("--no-latency", is_flag=True, help="Complexity only: params, FLOPs, "
                      "formulas."),
         click.option("--debug", is_flag=True, help="Print tracebacks of failed rows."),
+        *_output_options(),
+    ]
+
+
+def _output_options() -> list[Callable]:
+    return [
         click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
                      show_default=True, help="Folder that receives a fresh run folder."),
         click.option("--format", "formats", multiple=True, metavar="FMT",

@@ -218,8 +218,6 @@ class TaskRun:
             prepared = []
             counted = self.task.analysis or (None,) * len(self.task.specs)
             for spec, position, analysis in zip(self.task.specs, self.task.positions, counted):
-                self.progress(f"{spec.name} ({spec.input_desc}): building"
-                              + ("" if analysis else " and counting"))
                 item, failed = self.prepare(spec, position, analysis)
                 yield from failed
                 if item is not None:
@@ -244,11 +242,15 @@ class TaskRun:
             if analysis is None:
                 entry = cache_entry(self.pm, self.settings, spec, self.progress)
                 analysis = entry.read()
-                if analysis is not None:
-                    self.progress(f"  {spec.name} ({spec.input_desc}): params and FLOPs "
+                if analysis is None:
+                    self.progress(f"{spec.name} ({spec.input_desc}): building and counting")
+                else:
+                    self.progress(f"{spec.name} ({spec.input_desc}): params and FLOPs "
                                   "from the complexity cache")
                     if not self.settings.latency:
                         return None, [self.result(spec, position, None, *analysis)]
+            if analysis is not None:
+                self.progress(f"{spec.name} ({spec.input_desc}): building")
             swap = self.swap(spec)
             model = self.build(spec, swap)
             columns, details = analysis or entry.write(*self.analyze(spec, model, swap))
