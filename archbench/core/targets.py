@@ -14,6 +14,7 @@ separator (``vit::tiny``, ``vit@@224``, ``vit]``) or a space outside the bracket
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from archbench.core.errors import UsageError
@@ -112,21 +113,29 @@ def _head_problem(head: str) -> str:
 def _overrides(text: str, body: str) -> dict[str, str]:
     if not body.strip():
         raise UsageError(f"{text!r}: empty [ ]: give KEY=VALUE pairs or drop the brackets")
-    overrides: dict[str, str] = {}
-    for item in split_top_level(body):
-        key, eq, value = item.partition("=")
-        key, value = key.strip(), value.strip()
-        if not item:
-            raise UsageError(f"{text!r}: an empty item between commas in [...]")
-        if not eq or not _KEY.fullmatch(key):
-            raise UsageError(f"{text!r}: [{item}] is not KEY=VALUE "
-                             "(e.g. swin:tiny[window_size=14])")
+    items = split_top_level(body)
+    if "" in (item.strip() for item in items):
+        raise UsageError(f"{text!r}: an empty item between commas in [...]")
+    return assignments(items, lambda item: f"{text!r}: [{item}]",
+                       "swin:tiny[window_size=14]")
+
+
+def assignments(items: Iterable[str], name: Callable[[str], str], example: str,
+                key: re.Pattern[str] = _KEY) -> dict[str, str]:
+    """``KEY=VALUE`` items (a target's ``[...]``, ``--set``) → {KEY: VALUE}, in order; a
+    UsageError naming the item (``name(item)``) when one is not KEY=VALUE, has no value
+    or repeats a key."""
+    found: dict[str, str] = {}
+    for item in items:
+        k, eq, value = (part.strip() for part in item.partition("="))
+        if not eq or not key.fullmatch(k):
+            raise UsageError(f"{name(item)} is not KEY=VALUE (e.g. {example})")
         if not value:
-            raise UsageError(f"{text!r}: [{item}] has no value")
-        if key in overrides:
-            raise UsageError(f"{text!r}: {key} is given twice")
-        overrides[key] = value
-    return overrides
+            raise UsageError(f"{name(item)} has no value after '='")
+        if k in found:
+            raise UsageError(f"{name(item)}: {k} is given twice ({found[k]} and {value})")
+        found[k] = value
+    return found
 
 
 def split_top_level(text: str, separator: str = ",") -> list[str]:

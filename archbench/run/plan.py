@@ -23,7 +23,7 @@ from archbench.core.registry import Registry
 from archbench.core.schema import check_spec
 from archbench.core.settings import COMPILE_MODES, RunSettings, check_device_name, int_list
 from archbench.core.spec import ModelSpec
-from archbench.core.targets import Target
+from archbench.core.targets import Target, assignments
 from archbench.mixers.swap import check_swappable
 from archbench.run.request import Measurement, MixerRequest, ModelRequest
 from archbench.run.task import Task
@@ -173,18 +173,8 @@ def _option(request: ModelRequest, kind: str) -> str:
 def parse_overrides(values: Sequence[str]) -> dict[str, str]:
     """``--set KEY=VALUE`` / ``--set ARCH.KEY=VALUE`` options → {KEY: VALUE}; a key given
     twice or without a value is refused."""
-    result: dict[str, str] = {}
-    for item in values:
-        key, eq, value = (part.strip() for part in item.partition("="))
-        if not eq or not _SET_KEY.fullmatch(key):
-            raise UsageError(f"--set {item!r}: expected KEY=VALUE or ARCH.KEY=VALUE "
-                             "(e.g. --set depth=6)")
-        if not value:
-            raise UsageError(f"--set {item!r}: no value after '='")
-        if key in result:
-            raise UsageError(f"--set {key} is given twice ({result[key]} and {value})")
-        result[key] = value
-    return result
+    return assignments(values, lambda item: f"--set {item!r}",
+                       "--set depth=6 or --set vit.depth=6", _SET_KEY)
 
 
 def check_options(m: Measurement) -> tuple[int, ...]:
