@@ -108,21 +108,21 @@ def test_every_row_gets_enough_iterations_in_rotating_order_with_the_collector_o
     assert gc.isenabled()
 
 
-def test_target_ci_adds_trials_until_reached_or_out_of_time():
-    stable = timing.Slot("stable", lambda: lambda: None)
-    never = timing.Slot("never", lambda: lambda: None)
-    wanted = {"stable": 4}
+def test_target_ci_adds_interleaved_trials_until_every_row_is_there_or_time_is_out():
+    def group(needed):
+        slots = [timing.Slot(name, lambda: lambda: None) for name in needed]
+        precision = timing.Precision(
+            lambda trials: len(trials) >= needed[next(s.key for s in slots
+                                                      if s.trials is trials)], max_time=0.5)
+        order = [s.key for s, _ in timing.interleave(slots, "cpu", 0, 0.0, 2,
+                                                      precision=precision)]
+        return order, [len(s.trials) for s in slots]
 
-    def reached(trials):
-        return len(trials) >= wanted.get("stable") if trials is stable.trials else False
-
-    precision = timing.Precision(reached, max_time=0.5)
+    assert group({"a": 3, "b": 4}) == (["a", "b"], [4, 4])  # a keeps pace with b
     start = time.monotonic()
-    order = [s.key for s, _ in timing.interleave([stable, never], "cpu", 0, 0.0, 2,
-                                                  precision=precision)]
-    assert order == ["stable", "never"]
-    assert len(stable.trials) == 4
-    assert len(never.trials) > 4 and time.monotonic() - start < 5
+    order, counts = group({"a": 3, "never": 10**9})
+    assert order == ["a", "never"] and counts[0] == counts[1] > 4
+    assert time.monotonic() - start < 5
 
 
 def test_vectorised_bootstrap_matches_the_plain_two_level_bootstrap():

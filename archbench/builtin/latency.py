@@ -74,6 +74,9 @@ def archbench_evaluate(
     from archbench.measure.memory import peak_memory_mb
 
     columns = summarize(trials, batch_size)
+    if settings.target_ci:
+        width = columns["latency_ms_ci95_halfwidth_pct"]
+        columns["ci_reached"] = width is not None and width <= settings.target_ci
     macs = analysis.get("train_gmacs" if settings.mode == "train" else "gmacs")
     if macs and columns["latency_ms_median"] > 0:
         achieved = macs * batch_size / (columns["latency_ms_median"] / 1e3)

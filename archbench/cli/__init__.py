@@ -29,8 +29,12 @@ class OneLineUsageError(click.UsageError):
         click.echo(f"archbench: error: {self.message}", file=file, err=file is None)
 
 
+#: click >= 8.2 raises this for a bare command that shows its help (8.1 has none).
+_NO_ARGS_IS_HELP = getattr(click.exceptions, "NoArgsIsHelpError", OneLineUsageError)
+
+
 def _one_line(exc: click.UsageError) -> click.UsageError:
-    if isinstance(exc, (OneLineUsageError, click.exceptions.NoArgsIsHelpError)):
+    if isinstance(exc, (OneLineUsageError, _NO_ARGS_IS_HELP)):
         return exc  # already one line, or a bare command that shows its help
     text = " ".join(exc.format_message().split())
     where = exc.ctx.command_path if exc.ctx is not None else "archbench"

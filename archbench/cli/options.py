@@ -101,7 +101,7 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      help="Untimed iterations before the first trial."),
         click.option("--min-time", type=click.FloatRange(min=0), default=min_time,
                      show_default=True, help="Seconds of timed iterations per row, over all "
-                     "trials (at least 5 iterations)."),
+                     "trials (at least 40 iterations per row and 5 per trial, whatever the time)."),
         click.option("--repeat", type=click.IntRange(min=1), default=repeat, show_default=True,
                      help="Trials per row; rows of a group are interleaved across trials."),
         click.option("--target-ci", type=float, metavar="PCT",

@@ -67,11 +67,12 @@ def _bootstrap_medians(trials: Sequence[Sequence[float]], rng: Any,
 
 
 def bootstrap_median_ci(trials: Sequence[Sequence[float]], level: float = 0.95,
-                        seed: int = 0) -> tuple[float, float]:
+                        seed: int = 0, resamples: int = BOOTSTRAP_RESAMPLES
+                        ) -> tuple[float, float]:
     """Bootstrap confidence interval of the median of all samples."""
     import numpy as np
 
-    medians = _bootstrap_medians(trials, np.random.default_rng(seed))
+    medians = _bootstrap_medians(trials, np.random.default_rng(seed), resamples)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
 
@@ -87,11 +88,12 @@ def ratio_ci(trials: Sequence[Sequence[float]], reference: Sequence[Sequence[flo
     return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
 
 
-def ci_halfwidth_pct(trials: Sequence[Sequence[float]], level: float = 0.95) -> float:
+def ci_halfwidth_pct(trials: Sequence[Sequence[float]], level: float = 0.95,
+                     resamples: int = BOOTSTRAP_RESAMPLES) -> float:
     """Half the width of the median's bootstrap interval, in % of the median."""
     import statistics
 
-    low, high = bootstrap_median_ci(trials, level)
+    low, high = bootstrap_median_ci(trials, level, resamples=resamples)
     median = statistics.median(s for trial in trials for s in trial)
     return (high - low) / 2 / median * 100 if median > 0 else math.inf
 

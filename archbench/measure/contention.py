@@ -16,6 +16,9 @@ from typing import Any
 #: Other processes may keep this many cores busy beyond the spare ones (cores minus
 #: ``--threads``) before a row counts as contended: a shell, a sampler, the kernel.
 TOLERANCE_CORES = 0.3
+#: The system's busy time is counted in clock ticks per core (10 ms on Linux); a short
+#: window's reading can be off by a tick per core at each end.
+TICK_S = 0.01
 
 
 @dataclass(frozen=True)
@@ -92,7 +95,8 @@ def cpu_columns(windows: Iterable[CpuWindow], threads: int) -> dict[str, Any]:
     others = max(0.0, sum(w.system_busy_s for w in windows) - own) / wall
     cores = usable_cores()
     spare = max(cores - threads, 0)
-    contended = others > spare + TOLERANCE_CORES
+    resolution = 2 * len(windows) * cores * TICK_S / wall
+    contended = others > spare + TOLERANCE_CORES + resolution
     columns = {"cpu_share": own / (wall * threads), "cpu_others_cores": others,
                "contended": contended}
     if contended:
@@ -116,7 +120,8 @@ def gpu_columns(windows: Iterable[GpuWindow]) -> dict[str, Any]:
 
 def gpu_other_processes(device: Any) -> tuple[int, ...] | None:
     """PIDs of other compute processes on ``device``'s GPU, from NVML (``pynvml``) or
-    ``nvidia-smi``; None where neither can tell (another vendor, no driver tools)."""
+    ``nvidia-smi``; None where neither can tell (another vendor, no driver tools, a
+    container whose process ids differ from the driver's)."""
     import torch
 
     index = torch.device(device).index
@@ -124,7 +129,11 @@ def gpu_other_processes(device: Any) -> tuple[int, ...] | None:
     pids = _nvml_pids(index)
     if pids is None:
         pids = _nvidia_smi_pids(torch.cuda.get_device_properties(index).uuid)
-    return None if pids is None else tuple(p for p in pids if p != os.getpid())
+    # In a container the driver reports the host's process ids (or hides other processes):
+    # a list without this process, which holds a CUDA context now, cannot be read.
+    if pids is None or os.getpid() not in pids:
+        return None
+    return tuple(p for p in pids if p != os.getpid())
 
 
 def _nvml_pids(index: int) -> list[int] | None:

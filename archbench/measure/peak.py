@@ -6,16 +6,19 @@ import statistics
 from collections.abc import Callable
 
 #: Rates measured in this process, by (device, dtype): each is measured once.
-_MEASURED: dict[tuple[str, str], float] = {}
+_MEASURED: dict[tuple[str, str, int], float] = {}
 
 
 def matmul_peak_gmacs_per_s(device: str, dtype: str,
                             progress: Callable[[str], None] = lambda _: None) -> float:
     """A large square matmul on ``device`` in ``dtype``, timed like the models, in GMAC/s
-    (n³ multiply-adds per product). Measured once per process, device and dtype."""
-    if (device, dtype) in _MEASURED:
-        return _MEASURED[device, dtype]
+    (n³ multiply-adds per product). Measured once per process, device, dtype and
+    torch thread count."""
     import torch
+
+    key = (device, dtype, torch.get_num_threads())
+    if key in _MEASURED:
+        return _MEASURED[key]
 
     from archbench.measure import timing
     from archbench.measure.device import torch_dtype
@@ -25,5 +28,5 @@ def matmul_peak_gmacs_per_s(device: str, dtype: str,
     a = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
     b = torch.randn(n, n, device=device, dtype=torch_dtype(dtype))
     samples = timing.time_trial(lambda: a @ b, device, warmup=2, min_time=0.5)
-    _MEASURED[device, dtype] = n**3 / (statistics.median(samples) / 1e3) / 1e9
-    return _MEASURED[device, dtype]
+    _MEASURED[key] = n**3 / (statistics.median(samples) / 1e3) / 1e9
+    return _MEASURED[key]

@@ -136,8 +136,9 @@ class Slot:
 
 @dataclass(frozen=True)
 class Precision:
-    """``--target-ci``: after the planned trials, keep adding trials to a row until
-    ``reached(trials)`` or ``max_time`` seconds (from the first trial) have passed."""
+    """``--target-ci``: after the planned trials, keep adding trials to every row of the
+    group (still interleaved) until ``reached(trials)`` holds for all of them or
+    ``max_time`` seconds (from the first trial) have passed."""
 
     reached: Callable[[list[list[float]]], bool]
     max_time: float
@@ -182,12 +183,15 @@ def interleave(slots: Sequence[Slot], device: str, warmup: int, min_time: float,
                 slot.fn = None
                 yield slot, exc
                 continue
-            if trial + 1 >= repeat and (precision is None or time.monotonic() > deadline
-                                        or precision.reached(slot.trials)):
-                finished.append(slot)
+            finished.append(slot)
+        if trial + 1 < repeat or not (precision is None or time.monotonic() > deadline
+                                      or all(precision.reached(s.trials) for s in finished)):
+            finished = []  # another trial for every row, so that they stay interleaved
         for slot in sorted(finished, key=live.index):  # in the order asked, not timed
             live.remove(slot)
             yield slot, None
         trial += 1
-        progress(f"trial {trial}/{repeat} done" if trial <= repeat
-                 else f"trial {trial} done ({len(live)} row(s) short of --target-ci)")
+        if trial <= repeat:
+            progress(f"trial {trial}/{repeat} done")
+        elif live:
+            progress(f"trial {trial} done ({len(live)} row(s) short of --target-ci)")

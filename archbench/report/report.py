@@ -51,7 +51,7 @@ OTHER_COLUMNS = [
     "gmacs_crosscheck_diff", "latency_ms_ci95_low", "latency_ms_ci95_high", "latency_ms_p10",
     "latency_ms_p90", "latency_ms_iqr", "latency_ms_mean", "latency_ms_std", "iterations",
     "trials", "compile_s", "attention_backend", "memory_measure", "threads", "max_batch",
-    "cpu_share", "cpu_others_cores", "load_start", "contention", "gpu_other_processes", "layout", "tokens", "dim", "heads", "window",
+    "complexity_cache", "cpu_share", "cpu_others_cores", "load_start", "contention", "gpu_other_processes", "layout", "tokens", "dim", "heads", "window",
     "order", "macs_formula", "macs_counted", "macs_diff", "params", "attention_mb_estimate",
     "torch_version", "error",
 ]

@@ -247,7 +247,11 @@ class CacheEntry:
             same = json.loads(text) == entry
         except (TypeError, ValueError):
             same = False
-        if same and self.path.parent not in _unwritable:
+        # a part of the analysis that failed this time (the cross-check's meta pass running
+        # out of memory) is not a fact about the model: counted afresh next time
+        failed = any(isinstance(v, dict) and "error" in v
+                     for v in (*columns.values(), *details.values()))
+        if same and not failed and self.path.parent not in _unwritable:
             self._write(text)
         return {**columns, CACHE_COLUMN: "miss"}, details
 

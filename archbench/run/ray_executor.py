@@ -326,6 +326,10 @@ def run_on_worker(payload: bytes, needed: list[str]) -> list[RowResult]:
     task: Task = pickle.loads(payload)
     if task.settings.threads is None:  # the CPUs Ray gave the task, not the node's count
         cpus = int(context.get_assigned_resources().get("CPU", 1)) or 1
+        if task.settings.latency and not task.settings.device.startswith("cuda"):
+            from archbench.measure.contention import timing_threads
+
+            cpus = timing_threads(cpus)  # one core left to the node, as locally
         task = dataclasses.replace(task, settings=dataclasses.replace(task.settings,
                                                                       threads=cpus))
     node = {"node": context.get_node_id(), "node_ip": ray.util.get_node_ip_address()}

@@ -31,7 +31,7 @@ class Measurement:
     debug: bool = False
     #: Add trials until every row's 95% interval half-width is within this % of its median.
     target_ci: float | None = None
-    #: Seconds a row's trials may take in all with ``target_ci``.
+    #: With ``target_ci``: seconds a comparison group's trials may take in all.
     max_time: float | None = None
     no_cache: bool = False
 
