@@ -34,7 +34,7 @@ def _thinned(trial: Sequence[float]) -> Any:
     return values[np.linspace(0, len(values) - 1, RESAMPLED_PER_TRIAL).round().astype(int)]
 
 
-def _bootstrap_medians(trials: Sequence[Sequence[float]], rng: Any,
+def bootstrap_medians(trials: Sequence[Sequence[float]], rng: Any,
                        resamples: int = BOOTSTRAP_RESAMPLES) -> Any:
     """Medians of two-level bootstrap resamples: trials with replacement, then the
     iterations within each drawn trial, so drift between trials widens the interval.
@@ -72,7 +72,7 @@ def bootstrap_median_ci(trials: Sequence[Sequence[float]], level: float = 0.95,
     """Bootstrap confidence interval of the median of all samples."""
     import numpy as np
 
-    medians = _bootstrap_medians(trials, np.random.default_rng(seed), resamples)
+    medians = bootstrap_medians(trials, np.random.default_rng(seed), resamples)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(medians, tail)), float(np.percentile(medians, 100 - tail))
 
@@ -83,7 +83,7 @@ def ratio_ci(trials: Sequence[Sequence[float]], reference: Sequence[Sequence[flo
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    ratios = _bootstrap_medians(trials, rng) / _bootstrap_medians(reference, rng)
+    ratios = bootstrap_medians(trials, rng) / bootstrap_medians(reference, rng)
     tail = (1 - level) / 2 * 100
     return float(np.percentile(ratios, tail)), float(np.percentile(ratios, 100 - tail))
 
@@ -121,11 +121,3 @@ def summarize(trials: Sequence[Sequence[float]], batch_size: int) -> dict[str, A
         "trials": len(trials),
         "throughput_per_s": batch_size / median * 1e3 if median > 0 else None,
     }
-
-
-def bootstrap_medians(trials: Sequence[Sequence[float]], rng: Any,
-                      resamples: int = BOOTSTRAP_RESAMPLES) -> Any:
-    """The medians of ``resamples`` two-level bootstrap resamples of ``trials`` (a numpy
-    array), drawn with ``rng`` (``numpy.random.default_rng``): what derived numbers such as
-    a crossover size resample to get their own interval."""
-    return _bootstrap_medians(trials, rng, resamples)

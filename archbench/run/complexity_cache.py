@@ -29,7 +29,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import types
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from typing import Any
 from archbench import __version__
 from archbench.core.settings import RunSettings
 from archbench.core.spec import ModelSpec
+from archbench.report.report import write_atomic
 
 #: Overrides the cache's root folder (default ``$XDG_CACHE_HOME/archbench``, else
 #: ``~/.cache/archbench``).
@@ -259,14 +259,7 @@ class CacheEntry:
         folder = self.path.parent
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, prefix=".", suffix=".tmp")
-            try:
-                with os.fdopen(fd, "w") as f:
-                    f.write(text)
-                os.replace(tmp, self.path)
-            except BaseException:
-                Path(tmp).unlink(missing_ok=True)
-                raise
+            write_atomic(self.path, text)
         except OSError as exc:
             _unwritable.add(folder)
             self.progress(f"archbench: warning: cannot write the complexity cache "
