@@ -149,7 +149,7 @@ def measure(rounds: int, baseline: Path | None) -> None:
 PHASES = (
     ("build the models (plugins' constructors)", "archbench.run.worker", "TaskRun.build"),
     ("fvcore count (jit trace, handlers)", "archbench.measure.counting", "count_flops"),
-    ("FlopCounterMode cross-check (meta)", "archbench.builtin.counting", "meta_flops"),
+    ("FlopCounterMode cross-check", "archbench.builtin.counting", "flopcounter_macs"),
     ("release memory between models (gc)", "archbench.run.worker", "release_memory"),
     ("figures for report.md", "archbench.report.plots", "figures"),
     ("report files written (with figures)", "archbench.run.session", "Session.write"),

@@ -20,3 +20,30 @@ def test_fvcore_and_flopcountermode_agree(analyze, target):
     columns, details = analyze(target)
     assert "gmacs_flopcounter" in columns, details.get("flop_crosscheck")
     assert abs(columns["gmacs_crosscheck_diff"]) < 0.005, details["flop_crosscheck"]
+
+
+@pytest.mark.parametrize("target", ["vit:small", "swin:tiny", "hornet:tiny_gf", "transformer:base",
+                                    "vit:small+msa"])
+def test_the_real_and_the_meta_cross_check_count_the_same(plugin_manager, target):
+    """Small models are cross-checked on their CPU tensors (attention forced to its math
+    form), large ones and training steps on the meta device: one count either way."""
+    import torch
+
+    from archbench import RunSettings
+    from archbench.builtin.counting import REAL_PASS_MAX_MACS, _meta_pass, _real_pass
+    from archbench.core.registry import Registry
+    from archbench.measure.counting import AnalysisContext
+    from archbench.run.task import Task
+    from archbench.run.worker import TaskRun
+
+    spec = Registry.from_plugins(plugin_manager).resolve(target)
+    worker = TaskRun(plugin_manager, Task(0, (), RunSettings(latency=False)), lambda _: None)
+    swap = worker.swap(spec)
+    model = worker.build(spec, swap)
+    ctx = AnalysisContext(spec=spec, model=model, inputs=worker.inputs(spec, model, 1),
+                          handlers={}, swap=swap)
+    assert ctx.flops.total <= REAL_PASS_MAX_MACS  # the real pass is the one these rows get
+    real = _real_pass(ctx, train=False)
+    assert real > 0 and real == _meta_pass(ctx, train=False)
+    assert not any(p.is_meta for p in model.parameters())  # the model is untouched
+    assert isinstance(model(*ctx.inputs), torch.Tensor)

@@ -44,30 +44,56 @@ def _modules_of_types(model: nn.Module, type_names: tuple[str, ...]) -> list[nn.
     return [m for m in model.modules() if type(m).__name__ in type_names]
 
 
-def meta_flops(ctx: AnalysisContext, train: bool = False) -> int:
-    """PyTorch's own count of one pass of the same model, on the meta device, in MACs.
+#: Up to this many MACs (fvcore's count), the cross-check runs the model itself on the CPU:
+#: a forward pass of 10 GMACs takes ~0.1-0.3 s there, less than the meta device's
+#: Python-level kernels take for a model of that size, and it needs neither SymPy nor the
+#: symbolic-shape machinery (another ~0.5 s to import). Larger models, and training steps,
+#: run on the meta device, whose cost does not grow with the MACs.
+REAL_PASS_MAX_MACS = 10**10
 
-    The model's parameters and buffers are swapped for meta tensors of the same shapes
-    (``torch.func.functional_call``), so nothing is rebuilt or allocated. On the meta device
-    the fused attention kernel is dispatched to its math form and counted. ``train``
-    counts a forward and a backward pass. ``FlopCounterMode`` counts 2 FLOPs per MAC.
+
+def flopcounter_macs(ctx: AnalysisContext, train: bool = False) -> int:
+    """PyTorch's own count of one pass of the same model, in MACs (``FlopCounterMode``
+    counts 2 FLOPs per MAC); ``train`` counts a forward and a backward pass.
+
+    Where fvcore counted at most :data:`REAL_PASS_MAX_MACS` and ``train`` is off, the model
+    runs on its CPU tensors with scaled-dot-product attention forced to its math form (the
+    fused CPU kernel is invisible to ``FlopCounterMode``; its math form is the matmuls it
+    counts). Otherwise the parameters and buffers are swapped for meta tensors of the same
+    shapes (``torch.func.functional_call``), so nothing is allocated; the meta device
+    dispatches attention to its math form too. Both give the same count (tested).
+
     The pass runs without importing ``torch._dynamo`` (see ``dynamo_import_deferred``);
     should it fail that way, it runs again the ordinary way.
     """
-    # imported before the stand-in is in place (the meta kernels' checks need the second)
-    import torch.fx.experimental.symbolic_shapes  # noqa: F401
-    import torch.utils.flop_counter  # noqa: F401
-
     from archbench.measure.counting import dynamo_import_deferred
 
+    on_meta = train or ctx.flops.total > REAL_PASS_MAX_MACS
+    if on_meta:
+        # imported before the stand-in is in place (the meta kernels' checks need the second)
+        import torch.fx.experimental.symbolic_shapes  # noqa: F401
+    import torch.utils.flop_counter  # noqa: F401
+
+    one_pass = _meta_pass if on_meta else _real_pass
     deferred = False
     try:
         with dynamo_import_deferred() as deferred:
-            return _meta_pass(ctx, train)
+            return one_pass(ctx, train)
     except Exception:
         if not deferred:
             raise
-    return _meta_pass(ctx, train)
+    return one_pass(ctx, train)
+
+
+def _real_pass(ctx: AnalysisContext, train: bool) -> int:
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter, torch.no_grad(), \
+            sdpa_kernel(SDPBackend.MATH):
+        ctx.model(*ctx.inputs)
+    return counter.get_total_flops() // 2
 
 
 def _meta_pass(ctx: AnalysisContext, train: bool) -> int:
@@ -116,7 +142,7 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
     }
     matrix = sum(v for k, v in flops.by_operator.items() if k in MATRIX_OPERATORS)
     try:
-        check = meta_flops(ctx)
+        check = flopcounter_macs(ctx)
     except Exception as exc:  # the cross-check must never cost the row
         check = None
         columns["flop_crosscheck"] = {"error": f"{type(exc).__name__}: {exc}"}
@@ -134,5 +160,5 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any]:
         }
     if ctx.settings is not None and ctx.settings.mode == "train":
         # fvcore counts forward passes only; a training step's MACs come from PyTorch.
-        columns["train_gmacs"] = meta_flops(ctx, train=True) / 1e9
+        columns["train_gmacs"] = flopcounter_macs(ctx, train=True) / 1e9
     return columns

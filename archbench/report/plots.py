@@ -49,13 +49,16 @@ def unavailable() -> str | None:
     return None
 
 
-def _pyplot() -> Any:
-    import matplotlib
+def subplots(*args: Any, **kwargs: Any) -> tuple[Any, Any]:
+    """A figure drawn by Agg and its axes (``Figure.subplots``'s arguments), made without
+    pyplot: no global figure list to close, no GUI backend to pick, and the half second that
+    importing pyplot costs is not paid (Agg still writes PDF and SVG through ``savefig``)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure as MplFigure
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    fig = MplFigure(figsize=kwargs.pop("figsize", None))
+    FigureCanvasAgg(fig)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def colours(names: list[str]) -> dict[str, str]:
@@ -73,7 +76,6 @@ def _finish(fig: Any, stem: str, description: str, report: Any) -> Figure:
     caption = textwrap.fill(f"{description} {report.caption()}",
                             max(60, int(fig.get_figwidth() * 20)))
     fig.tight_layout()
-    fig.canvas.draw()
     below = fig.get_tightbbox(fig.canvas.get_renderer()).y0 / fig.get_figheight()
     fig.text(0.01, below - 0.02, caption, fontsize=6.5, ha="left", va="top", color="#333333")
     files = {}
@@ -81,9 +83,6 @@ def _finish(fig: Any, stem: str, description: str, report: Any) -> Figure:
         buffer = io.BytesIO()
         fig.savefig(buffer, format=fmt, dpi=150, bbox_inches="tight")
         files[f"{stem}.{fmt}"] = buffer.getvalue()
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return Figure(stem, description, files)
 
 
@@ -165,7 +164,6 @@ def compare_figures(report: Any) -> list[Figure]:
     chosen = _compare_rows(report)
     if not chosen:
         return []
-    plt = _pyplot()
     labels, rows = [c[0] for c in chosen], [c[1] for c in chosen]
     palette = colours([r["model"] for r in report.rows])
     colors = [palette[r["model"]] for r in rows]
@@ -176,8 +174,8 @@ def compare_figures(report: Any) -> list[Figure]:
         ("mixer", any(_ok(r.get("mixer_gmacs_as_msa")) for r in rows)),
         ("latency", bool(timed)),
     ) if present]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels) + 1.5,
-                                                      0.45 * len(labels) + 1.6), squeeze=False)
+    fig, axes = subplots(1, len(panels), figsize=(3.0 * len(panels) + 1.5,
+                                                  0.45 * len(labels) + 1.6), squeeze=False)
     for ax, panel in zip(axes[0], panels):
         if panel == "mixer":
             _mixer_panel(ax, labels, rows, colors)
@@ -205,8 +203,7 @@ def compare_figures(report: Any) -> list[Figure]:
 
 
 def _pareto(report: Any, labels: list[str], rows: list[dict], colors: list[str]) -> Figure:
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.0, 4.2))
+    fig, ax = subplots(figsize=(6.0, 4.2))
     for label, row, color in zip(labels, rows, colors):
         ci = _ci(row) or (row["latency_ms_median"],) * 2
         ax.errorbar([row["gmacs"]], [row["latency_ms_median"]], fmt="o", color=color,
@@ -280,12 +277,11 @@ def mixer_figures(report: Any) -> list[Figure]:
     rows = [r for r in report.rows if r.get("tokens")]
     if not rows:
         return []
-    plt = _pyplot()
     from matplotlib.lines import Line2D
 
     palette = colours([r["model"] for r in report.rows])
     xlabel = "tokens N = h x w"
-    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    fig, ax = subplots(figsize=(6.4, 4.4))
     formula = _curves(rows, "macs_formula", lambda r: r["model"], lambda r: r["tokens"])
     counted = _curves(rows, "macs_counted", lambda r: r["model"], lambda r: r["tokens"])
     for name, points in formula.items():
@@ -314,7 +310,7 @@ def mixer_figures(report: Any) -> list[Figure]:
     ):
         series = _curves(ok, column, lambda r: r["model"], lambda r: r["tokens"])
         if series:
-            fig, ax = plt.subplots(figsize=(6.4, 4.4))
+            fig, ax = subplots(figsize=(6.4, 4.4))
             _plot_curves(ax, series, palette.get, lambda n: "-")
             if column == "latency_ms_median":
                 _mark_crossovers(ax, marks)
@@ -336,7 +332,6 @@ def sweep_figures(report: Any) -> list[Figure]:
     rows = [r for r in report.rows if r.get("status") == "ok" and tokens_of(r)]
     if not rows:
         return []
-    plt = _pyplot()
     palette = colours([r["model"] for r in report.rows])
     batches = list(dict.fromkeys(r.get("batch_size") for r in rows))
 
@@ -360,7 +355,7 @@ def sweep_figures(report: Any) -> list[Figure]:
         series = _curves(rows, column, name, tokens_of)
         if not series:
             continue
-        fig, ax = plt.subplots(figsize=(6.4, 4.4))
+        fig, ax = subplots(figsize=(6.4, 4.4))
         _plot_curves(ax, series, lambda n: palette[models[n]], style.get)
         if column == "latency_ms_median":
             _mark_crossovers(ax, marks)
