@@ -47,3 +47,35 @@ def test_the_real_and_the_meta_cross_check_count_the_same(plugin_manager, target
     assert real > 0 and real == _meta_pass(ctx, train=False)
     assert not any(p.is_meta for p in model.parameters())  # the model is untouched
     assert isinstance(model(*ctx.inputs), torch.Tensor)
+
+
+@pytest.mark.parametrize("groups, transposed", [(64, False), (1, False), (4, True), (1, True)])
+def test_convolution_backward_costs_twice_the_forward_whatever_the_groups(groups, transposed):
+    """PyTorch's own formula counts a depth-wise convolution's backward ``groups`` times over;
+    archbench's counts the input's and the weight's gradients at the forward's cost each."""
+    import torch
+
+    from archbench.builtin.counting import flop_counter
+
+    layer = (torch.nn.ConvTranspose2d if transposed else torch.nn.Conv2d)(
+        64, 64, 3, padding=1, groups=groups, stride=2 if transposed else 1)
+    x = torch.randn(2, 64, 14, 14, requires_grad=True)
+    with flop_counter() as forward:
+        layer(x)
+    with flop_counter() as step:
+        layer(x).sum().backward()
+    assert step.get_total_flops() == 3 * forward.get_total_flops()
+
+
+def test_a_hornet_training_step_counts_about_three_forward_passes(plugin_manager):
+    """Forward plus backward: under 3x the forward (the stem's input needs no gradient)."""
+    from archbench import RunSettings
+    from archbench.core.registry import Registry
+    from archbench.run.task import Task
+    from archbench.run.worker import TaskRun
+
+    spec = Registry.from_plugins(plugin_manager).resolve("hornet:tiny")
+    worker = TaskRun(plugin_manager, Task(0, (), RunSettings(latency=False, mode="train")),
+                     lambda _: None)
+    columns, _ = worker.analyze(spec, worker.build(spec, None), None)
+    assert 2.5 < columns["train_gmacs"] / columns["gmacs_flopcounter"] < 3.0

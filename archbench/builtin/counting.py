@@ -85,12 +85,35 @@ def flopcounter_macs(ctx: AnalysisContext, train: bool = False) -> int:
     return one_pass(ctx, train)
 
 
+def conv_backward_flops(grad_out_shape: Any, x_shape: Any, w_shape: Any, *args: Any,
+                        out_shape: Any = None, **kwargs: Any) -> int:
+    """FLOPs of ``aten::convolution_backward``: the gradient of the input and that of the
+    weight each cost what the forward convolution costs (the formula PyTorch registers
+    transposes the weight's shape and so ignores ``groups``: it counts a depth-wise 7x7
+    convolution's backward C times over, HorNet-T's training step 16x its forward pass).
+    The positional ``args`` are bias, stride, padding, dilation, transposed, output padding,
+    groups and the output mask (which gradients are computed)."""
+    from torch.utils.flop_counter import conv_flop_count
+
+    transposed, output_mask = args[4], args[7]
+    one = conv_flop_count(list(x_shape), list(w_shape), list(grad_out_shape), transposed)
+    return one * (int(output_mask[0]) + int(output_mask[1]))
+
+
+def flop_counter() -> Any:
+    """PyTorch's ``FlopCounterMode`` with :func:`conv_backward_flops` in place of its own."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    return FlopCounterMode(display=False, custom_mapping={
+        torch.ops.aten.convolution_backward: conv_backward_flops})
+
+
 def _real_pass(ctx: AnalysisContext, train: bool) -> int:
     import torch
     from torch.nn.attention import SDPBackend, sdpa_kernel
-    from torch.utils.flop_counter import FlopCounterMode
 
-    with FlopCounterMode(display=False) as counter, torch.no_grad(), \
+    with flop_counter() as counter, torch.no_grad(), \
             sdpa_kernel(SDPBackend.MATH):
         ctx.model(*ctx.inputs)
     return counter.get_total_flops() // 2
@@ -98,7 +121,6 @@ def _real_pass(ctx: AnalysisContext, train: bool) -> int:
 
 def _meta_pass(ctx: AnalysisContext, train: bool) -> int:
     import torch
-    from torch.utils.flop_counter import FlopCounterMode
 
     model = ctx.model
     tensors = {name: torch.empty_like(t, device="meta").requires_grad_(train and t.requires_grad)
@@ -107,7 +129,7 @@ def _meta_pass(ctx: AnalysisContext, train: bool) -> int:
     was_training = model.training
     model.train(train)
     try:
-        with FlopCounterMode(display=False) as counter, torch.set_grad_enabled(train):
+        with flop_counter() as counter, torch.set_grad_enabled(train):
             output = torch.func.functional_call(model, tensors, inputs)
             if train:
                 output.float().pow(2).mean().backward()
