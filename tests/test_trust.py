@@ -54,6 +54,48 @@ def test_cpu_hogs_flag_a_row_as_contended():
     assert "other processes kept" in columns["contention"]
 
 
+def _pinned_probe(core: int, queue: multiprocessing.Queue) -> None:
+    """A row timed on ``core`` alone; with it, that core's own busy time not ours (read
+    here, independently of the code under test)."""
+    import psutil
+
+    os.sched_setaffinity(0, {core})
+    before, own = psutil.cpu_times(percpu=True)[core], time.process_time()
+    start = time.perf_counter()
+    columns = cpu_columns(_timed_windows(1, 1.0), threads=1)
+    after, own = psutil.cpu_times(percpu=True)[core], time.process_time() - own
+    busy = [sum(t) - t.idle - getattr(t, "iowait", 0.0) for t in (before, after)]
+    queue.put((columns, (busy[1] - busy[0] - own) / (time.perf_counter() - start)))
+
+
+def _pinned_spin(core: int, seconds: float) -> None:
+    os.sched_setaffinity(0, {core})
+    _spin(seconds)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs CPU affinity and two usable cores")
+def test_a_hog_on_a_core_the_timing_may_not_use_is_no_contention():
+    """A job pinned to other cores (CPU sets on a shared node, taskset) competes with
+    nothing the row times: only the cores in the affinity mask are counted."""
+    mine, theirs = sorted(os.sched_getaffinity(0))[:2]
+    hog = multiprocessing.Process(target=_pinned_spin, args=(theirs, 8.0))
+    queue: multiprocessing.Queue = multiprocessing.Queue()
+    probe = multiprocessing.Process(target=_pinned_probe, args=(mine, queue))
+    hog.start()
+    try:
+        time.sleep(0.3)
+        probe.start()
+        columns, others_on_mine = queue.get(timeout=60)
+        probe.join()
+    finally:
+        hog.terminate()
+        hog.join()
+    if others_on_mine > 0.2:
+        pytest.skip(f"core {mine} was busy with other work ({others_on_mine:.2f} cores)")
+    assert columns["cpu_others_cores"] < 0.5 and columns["contended"] is False, columns
+
+
 @pytest.mark.skipif(usable_cores() < 2, reason="needs a spare core")
 def test_a_quiet_single_thread_row_is_not_flagged():
     # one thread on a machine with a spare core: only a busy machine takes more than it

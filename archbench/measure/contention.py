@@ -27,7 +27,8 @@ class CpuWindow:
 
     wall_s: float
     process_cpu_s: float
-    #: Busy time of every core (user, system, interrupts, steal), this process included.
+    #: Busy time of the cores this process may run on (user, system, interrupts, steal),
+    #: this process included.
     system_busy_s: float
 
 
@@ -38,13 +39,26 @@ class GpuWindow:
     others: tuple[int, ...] | None
 
 
-def _system_busy_s() -> float:
-    import psutil
-
-    t = psutil.cpu_times()
+def _busy_s(t: Any) -> float:
     idle = t.idle + getattr(t, "iowait", 0.0)
     guests = getattr(t, "guest", 0.0) + getattr(t, "guest_nice", 0.0)  # already in user
     return sum(t) - idle - guests
+
+
+def _system_busy_s() -> float:
+    """Busy seconds of the cores in this process's affinity mask: work on cores it may not
+    use (another job's, on a node shared through CPU sets or ``taskset``) competes with
+    nothing it times."""
+    import psutil
+
+    try:
+        allowed = os.sched_getaffinity(0)
+    except AttributeError:
+        return _busy_s(psutil.cpu_times())
+    per_core = psutil.cpu_times(percpu=True)
+    if len(allowed) >= len(per_core):
+        return _busy_s(psutil.cpu_times())
+    return sum(_busy_s(t) for i, t in enumerate(per_core) if i in allowed)
 
 
 class CpuMeter:
