@@ -57,8 +57,10 @@ CORE_PLUGINS = (
     "archbench.builtin.inputs",
     "archbench.builtin.counting",
     "archbench.builtin.latency",
+    "archbench.builtin.breakdown",
     "archbench.builtin.writers",
     "archbench.builtin.swaps",
+    "archbench.builtin.accuracy",
 )
 
 

@@ -46,9 +46,11 @@ def run_cli(monkeypatch, tmp_path):
         argv = list(args)
         if args and args[0] in ("compare", "sweep", "mixers") and "--out" not in args:
             argv += ["--out", str(out)]
+        before = set(out.glob("*")) if out.is_dir() else set()
         result = CliRunner().invoke(main, argv)
-        runs = sorted(out.glob("*")) if out.is_dir() else []
-        result.run_dir = runs[-1] if runs else None
+        made = [p for p in out.glob("*") if p.is_dir() and p not in before] if out.is_dir() \
+            else []
+        result.run_dir = made[0] if len(made) == 1 else None
         return result
 
     return run

@@ -188,7 +188,7 @@ def test_installed_plugin_compares_beside_the_builtins(convnext_installed, tmp_p
         str(tmp_path),
     )
     assert result.returncode == 0, result.stderr
-    (run_dir,) = tmp_path.iterdir()
+    (run_dir,) = (p for p in tmp_path.iterdir() if p.is_dir())  # beside archbench.sqlite
     rows = {r["model"]: r for r in read_report(run_dir)["rows"]}
     assert set(rows) == {"convnext:tiny", "vit:small", "timm:convnext_tiny"}
     assert all(r["status"] == "ok" for r in rows.values())

@@ -41,7 +41,10 @@ def _params(modules: list[nn.Module]) -> int:
 
 
 def _modules_of_types(model: nn.Module, type_names: tuple[str, ...]) -> list[nn.Module]:
-    return [m for m in model.modules() if type(m).__name__ in type_names]
+    from archbench.measure.counting import module_types_of, type_keys
+
+    types, names = module_types_of(model), set(type_names)
+    return [m for path, m in model.named_modules() if type_keys(path, types) & names]
 
 
 #: Up to this many MACs (fvcore's count), the cross-check runs the model itself on the CPU:

@@ -17,6 +17,7 @@ import click
 from archbench import __version__
 from archbench.cli.cache import cache_command
 from archbench.cli.compare import compare
+from archbench.cli.history import history
 from archbench.cli.listing import list_command
 from archbench.cli.mixers import mixers
 from archbench.cli.plugins import plugins_command
@@ -84,5 +85,6 @@ def _cheap_exit() -> None:
     atexit.register(gc.freeze)
 
 
-for _command in (list_command, plugins_command, compare, sweep, mixers, report, cache_command):
+for _command in (list_command, plugins_command, compare, sweep, mixers, report, history,
+                 cache_command):
     main.add_command(_command)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import click
 
-from archbench.cli.options import measurement_options, model_options, run_plan, setup
+from archbench.cli.options import (
+    accuracy_options,
+    measurement_options,
+    model_options,
+    run_plan,
+    setup,
+)
 from archbench.run.request import Measurement, ModelRequest, Output
 
 
@@ -15,6 +21,7 @@ from archbench.run.request import Measurement, ModelRequest, Output
 @click.option("--seq-len", type=int, help="Sequence length for token models "
               "(default: each variant's own; a target's own @SIZE wins).")
 @model_options
+@accuracy_options
 @measurement_options()
 def compare(targets: tuple[str, ...], img_size: int | None, seq_len: int | None,
             overrides: tuple[str, ...], mixer: str | None, measurement: Measurement,
@@ -34,6 +41,7 @@ def compare(targets: tuple[str, ...], img_size: int | None, seq_len: int | None,
       archbench compare vit:small vit:base --batch-size 1,8 --threads 2
       archbench compare vit:base@384 --no-latency --set depth=6
       archbench compare vit swin hornet --device cuda --dtype bf16 --batch-size 1,64
+      archbench compare vit swin --data ~/imagenet/val --weights timm --limit 1000
     """
     from archbench.run.plan import plan_models
 

@@ -40,6 +40,8 @@ def list_command(pattern: str, as_json: bool) -> None:
             "plugin": arch.plugin,
             "paper": arch.paper,
             "config": dict(variant.config),
+            # published ImageNet-1k top-1 (%), source, pre-training data; null if none
+            "published": variant.published.as_dict() if variant.published else None,
         })
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -57,8 +59,18 @@ def list_command(pattern: str, as_json: bool) -> None:
     from tabulate import tabulate
 
     table = [[r["name"] + (" *" if r["default"] else ""), r["family"], r["input_kind"],
-              r["input"], r["description"], r["plugin"]] for r in rows]
+              r["input"], _top1(r.get("published")), r["description"], r["plugin"]]
+             for r in rows]
     click.echo(tabulate(table, headers=["name (* default)", "family", "kind", "input",
-                                        "description", "plugin"]))
+                                        "top-1 %", "description", "plugin"]))
     papers = {(r["family"], r["paper"]) for r in rows}
     click.echo("\n" + "\n".join(f"{family}: {paper}" for family, paper in sorted(papers)))
+
+
+def _top1(published: dict | None) -> str:
+    """The published top-1 as the table shows it: ``81.3``, ``86.3 (22k)``, or ``-``."""
+    if not published:
+        return "-"
+    pretrain = published["pretrain"]
+    return f"{published['top1']:.1f}" + ("" if pretrain == "ImageNet-1k" else
+                                       f" ({pretrain.removeprefix('ImageNet-')})")

@@ -117,6 +117,9 @@ def _options(warmup: int, min_time: float, repeat: int) -> list[Callable]:
                      "neither read nor write the complexity cache."),
         click.option("--no-latency", is_flag=True, help="Complexity only: params, FLOPs, "
                      "formulas."),
+        click.option("--breakdown", is_flag=True, help="After each row's trials, profile "
+                     "it and attribute its time to the token mixers, MLPs, norms and the "
+                     "rest (time shares beside MAC shares; per stage and module in JSON)."),
         click.option("--debug", is_flag=True, help="Print tracebacks of failed rows."),
         *_output_options(),
     ]
@@ -143,6 +146,27 @@ def _output_options() -> list[Callable]:
         click.option("--retries", type=click.IntRange(min=0), default=0, show_default=True,
                      help="Times a task whose worker died is run again (ray); a retried "
                      "timing is a different measurement."),
+        *_store_options(),
+    ]
+
+
+def _store_options() -> list[Callable]:
+    """The results store, the baseline and the regression gate (README "Results over
+    time")."""
+    return [
+        click.option("--store", metavar="PATH",
+                     type=click.Path(path_type=Path, dir_okay=False),
+                     envvar="ARCHBENCH_STORE", help="Results store (SQLite) the run is "
+                     "recorded in when it ends [default: <--out>/archbench.sqlite]."),
+        click.option("--no-store", is_flag=True, help="Do not record the run in the store."),
+        click.option("--baseline", metavar="RUN", help="Compare every row with a baseline "
+                     "run: a run folder, a run id from 'archbench history', or latest (the "
+                     "newest stored run with such rows on this device model)."),
+        click.option("--baseline-any-device", is_flag=True, help="Compare latency with a "
+                     "baseline measured on another device model too (counts always are)."),
+        click.option("--fail-on", "fail_on", multiple=True, metavar="METRIC:THRESHOLD",
+                     help="With --baseline: exit 3 on a regression: latency:5% (a significant "
+                     "slow-down over 5%), gmacs:0 or params:0 (any change); repeatable."),
     ]
 
 
@@ -160,7 +184,9 @@ def measurement_options(warmup: int = 3, min_time: float = 1.0, repeat: int = 5
                             retries=kwargs.pop("retries"),
                             figure_format=kwargs.pop("figure_format"),
                             columns=tuple(c.strip() for c in (kwargs.pop("columns") or "")
-                                          .split(",") if c.strip()))
+                                          .split(",") if c.strip()),
+                            **{k: kwargs.pop(k) for k in ("store", "no_store", "baseline",
+                                                          "fail_on", "baseline_any_device")})
             fields = Measurement.__dataclass_fields__
             measurement = Measurement(**{k: kwargs.pop(k) for k in list(kwargs)
                                          if k in fields})
@@ -187,34 +213,89 @@ def model_options(command: Callable) -> Callable:
         "e.g. --set depth=6; a target's own [KEY=VALUE] wins.")(command)
 
 
+def accuracy_options(command: Callable) -> Callable:
+    """``--data``, ``--labels``, ``--weights``, ``--limit``: measured top-1/top-5 beside the
+    timing (docs/accuracy.md). Applied outside :func:`measurement_options`, whose bundle
+    takes them into the :class:`Measurement`."""
+    for option in reversed([
+        click.option("--data", metavar="DIR", help="Measure top-1/top-5 on these images "
+                     "after each model's trials: class folders (ImageFolder), or a flat "
+                     "folder with --labels."),
+        click.option("--labels", metavar="FILE.csv", help="With a flat --data folder: "
+                     "'filename,label' rows (label: class index, WordNet id or name)."),
+        click.option("--weights", multiple=True, metavar="SOURCE", help="Weights to evaluate: "
+                     "timm (timm's pretrained weights of the matching model), a checkpoint "
+                     "PATH, or MODEL=SOURCE for one model; repeatable."),
+        click.option("--limit", type=click.IntRange(min=1), metavar="N",
+                     help="Evaluate N images, evenly spaced through --data (a quick check)."),
+    ]):
+        command = option(command)
+    return command
+
+
 def run_plan(pm: Any, plan_fn: Callable[[Any], Any], output: Output) -> None:
     """Check everything (exit 2 on bad input), run the plan in a session, print the
     report, and exit with the session's code."""
+    from archbench.report.baseline import parse_gates
     from archbench.report.report import check_columns
     from archbench.run.executor import make_executor
     from archbench.run.session import Session, choose_writers
+    from archbench.store import store_location
 
     with planning_errors():
         check_columns(output.columns)
+        parse_gates(output.fail_on, output.baseline)
         writers = choose_writers(pm, output.formats)
         executor = make_executor(output.executor, pm, progress, address=output.ray_address,
                                  retries=output.retries)
         try:  # the run folder last: nothing is written for input that cannot run
             plan = plan_fn(executor)
+            store = store_location(output.out, output.store)
+            baseline = load_baseline(output, plan, store)
             session = Session(plan, writers, output.out, command_line(), progress,
-                              figure_format=output.figure_format, columns=output.columns)
+                              figure_format=output.figure_format, columns=output.columns,
+                              store=None if output.no_store else store, baseline=baseline)
         except BaseException:
             executor.close()
             raise
     code = session.run(executor)
     if code == EXIT_INTERRUPTED:
         click.echo(f"\ninterrupted: {len(session.report.rows)} finished row(s) are in "
-                   f"{session.run_dir}", err=True)
+                   f"{session.run_dir}" + (f" and in {session.store} as incomplete run "
+                                           f"{session.run_id}" if session.run_id else ""),
+                   err=True)
         sys.exit(code)
     print_report(session.report)
+    print_regressions(session)
     click.echo(f"\nreports: {session.run_dir}/ "
                f"({', '.join(w.filename for w in session.writers)})", err=True)
+    if session.run_id:
+        click.echo(f"recorded as run {session.run_id} in {session.store}", err=True)
     sys.exit(code)
+
+
+def load_baseline(output: Output, plan: Any, store: Path) -> Any:
+    """``--baseline`` and ``--fail-on`` checked against the plan and the baseline loaded,
+    before anything runs (UsageError otherwise); None without ``--baseline``."""
+    from archbench.report.baseline import parse_gates
+    from archbench.store.resolve import load_baseline as load
+
+    gates = parse_gates(output.fail_on, output.baseline, plan.settings.get("latency", True))
+    if output.baseline_any_device and not output.baseline:
+        raise UsageError("--baseline-any-device needs --baseline RUN")
+    if not output.baseline:
+        return None
+    return load(output.baseline, store, plan, executor=output.executor,
+                any_device=output.baseline_any_device, gates=gates)
+
+
+def print_regressions(session: Any) -> None:
+    """The gates' regressions against the baseline, in one block."""
+    if session.regressions:
+        gates = " ".join(f"--fail-on {g.spec}" for g in session.baseline.gates)
+        click.echo(f"\nREGRESSIONS against baseline {session.baseline.run} ({gates}):")
+        for line in session.regressions:
+            click.echo(f"  {line}")
 
 
 def print_report(report: Any) -> None:

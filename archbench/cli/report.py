@@ -11,11 +11,16 @@ from archbench.cli.options import command_line, print_report, setup, usage_error
 
 
 @click.command("report")
-@click.argument("run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path),
-                metavar="RUN_DIR...")
+@click.argument("run_dirs", nargs=-1, required=True, metavar="RUN_DIR...")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
               show_default=True, help="Folder that receives the merged run folder.")
-def report(run_dirs: tuple[Path, ...], out: Path) -> None:
+@click.option("--from-store", is_flag=True, help="The arguments are run ids in the results "
+              "store ('archbench history' lists them; latest: the newest run), not folders.")
+@click.option("--store", metavar="PATH",
+              type=click.Path(path_type=Path, dir_okay=False),
+              envvar="ARCHBENCH_STORE", default=Path("results/archbench.sqlite"),
+              show_default=True, help="The results store, with --from-store (ARCHBENCH_STORE).")
+def report(run_dirs: tuple[str, ...], out: Path, from_store: bool, store: Path) -> None:
     """Merge run folders (from several machines or days) into one report.
 
     Rows keep their run, device and environment; report.md flags a table that mixes
@@ -23,13 +28,21 @@ def report(run_dirs: tuple[Path, ...], out: Path) -> None:
     (their trials were not interleaved, so no ratio is made across runs).
 
     \b
-    Example:
+    Examples:
       archbench report results/20261125-101500-compare-vit results/20261126-*-compare-vit
+      archbench report --from-store 20261130-041502-3fa9c1 latest
     """
     from archbench.run.session import write_merged
 
     pm, _ = setup()
     with usage_errors():
-        merged, run_dir = write_merged(pm, run_dirs, out, command_line())
+        if from_store:
+            from archbench.store.resolve import stored_documents
+
+            merged, run_dir = write_merged(pm, (), out, command_line(),
+                                           stored_documents(run_dirs, store))
+        else:
+            merged, run_dir = write_merged(pm, [Path(d) for d in run_dirs], out,
+                                           command_line())
     print_report(merged)  # with its notes (mixed devices, runs not timed together)
     click.echo(f"\nreports: {run_dir}{os.sep}", err=True)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
+from archbench.core.accuracy import Evaluation
 from archbench.core.errors import UsageError
 
 #: ``--dtype`` names → (torch dtype attribute, TF32 matmuls allowed, bytes per element).
@@ -58,6 +59,12 @@ class RunSettings:
     max_time: float | None = None
     #: Read and write the on-disk complexity cache (params, FLOPs, formulas).
     cache: bool = True
+    #: After a row's timed trials, a profiled pass attributes its time to the token mixers,
+    #: MLPs, norms, the architecture's time regions and stages (``--breakdown``).
+    breakdown: bool = False
+    #: ``--data DIR --weights SOURCE``: after a model's trials, its top-1/top-5 with those
+    #: weights on those images (checked by the plan; None: not measured).
+    evaluation: Evaluation | None = None
 
 
 def element_bytes(dtype: str) -> int:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 if TYPE_CHECKING:
+    from archbench.core.accuracy import Published
     from archbench.core.mixers import MixerSwap
     from archbench.core.schema import Schema
 
@@ -26,13 +27,16 @@ class Variant:
     be overridden from the CLI with ``--set KEY=VALUE`` (the value is parsed to the type
     of the default and checked against the architecture's schema, see
     :mod:`archbench.core.schema`). ``img_size`` / ``seq_len`` is the variant's default
-    input size.
+    input size. ``published``: its published ImageNet-1k top-1 with the source
+    (:class:`archbench.core.accuracy.Published`), shown as ``top1_published``; None where
+    nothing is published for exactly this configuration.
     """
 
     config: Mapping[str, Any]
     img_size: int | None = None
     seq_len: int | None = None
     description: str = ""
+    published: Published | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,20 @@ class Architecture:
     #: before anything is built (:func:`archbench.core.schema.check_spec`). None: every key
     #: gets a field inferred from its default (a positive int, a finite float, ...).
     schema: Schema | None = None
+    #: ``--breakdown``: module class names timed as norms (None: the core's default, torch's
+    #: LayerNorm, GroupNorm, BatchNorm, InstanceNorm and RMSNorm and their subclasses).
+    norm_types: tuple[str, ...] | None = None
+    #: ``--breakdown``: module paths of the stages, ``{i}`` standing for 0, 1, 2, ...
+    #: (``("layers.{i}",)``); patterns with ``{i}`` add up by index (HorNet's
+    #: ``downsample_layers.{i}`` and ``stages.{i}``), a path without it is a stage of its
+    #: own. Empty (or nothing matching): the model is one stage.
+    stage_modules: tuple[str, ...] = ()
+    #: ``--breakdown``: time spent outside modules, as lines of their own: a line name (a
+    #: column ``NAME_ms``) → dotted paths of module-level functions, wrapped only during the
+    #: profiled pass, and aten op names (``aten::roll``). Swin's ``window`` line is its
+    #: window partition and reverse, roll and shift mask. A line's time is carved out of
+    #: every module's, the mixer's included.
+    time_regions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     #: Filled in by the core: the name of the plugin that registered it.
     plugin: str = ""
 

@@ -62,12 +62,30 @@ class FlopCount:
     module_types: Mapping[str, str] = field(default_factory=dict)
 
     def macs_of_types(self, type_names: Iterable[str]) -> int:
-        """MACs inside modules whose class name is in ``type_names`` (outermost match only,
-        so nested matches are not counted twice)."""
+        """MACs inside modules of ``type_names`` (see :func:`type_keys`; outermost match
+        only, so nested matches are not counted twice)."""
         names = set(type_names)
-        matched = [m for m, t in self.module_types.items() if t in names and m]
+        matched = [m for m in self.module_types if m and type_keys(m, self.module_types) & names]
         outer = [m for m in matched if not any(m.startswith(o + ".") for o in matched)]
         return sum(self.by_module.get(m, 0) for m in outer)
+
+
+def type_keys(path: str, module_types: Mapping[str, str]) -> set[str]:
+    """The names the module at ``path`` answers to in an Architecture's type lists
+    (``token_mixer_types``, ``mlp_types``...): its class name, and ``Parent.attribute`` (its
+    parent's class name, then its attribute there) for a child without a class of its own,
+    such as timm ConvNeXt's depth-wise ``ConvNeXtBlock.conv_dw``. ``module_types`` maps every
+    path of ``model.named_modules()`` to its class name."""
+    keys = {module_types[path]}
+    if path:
+        parent, _, attribute = path.rpartition(".")
+        keys.add(f"{module_types[parent]}.{attribute}")
+    return keys
+
+
+def module_types_of(model: nn.Module) -> dict[str, str]:
+    """Path → class name of every module of ``model`` (the root's path is ``""``)."""
+    return {name: type(module).__name__ for name, module in model.named_modules()}
 
 
 def count_flops(
@@ -89,7 +107,7 @@ def count_flops(
         by_module=by_module,
         by_operator=dict(analysis.by_operator()),
         unsupported=dict(analysis.unsupported_ops()),
-        module_types={name: type(mod).__name__ for name, mod in model.named_modules()},
+        module_types=module_types_of(model),
     )
 
 

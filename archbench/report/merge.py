@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +58,7 @@ def _malformed(document: dict[str, Any]) -> str | None:
     return None
 
 
-def _sources(run_dir: Path, document: dict[str, Any]
+def _sources(name: str, document: dict[str, Any]
              ) -> Iterator[tuple[dict[str, Any], list[dict[str, Any]]]]:
     """The runs a report.json holds, each with its rows (each with its own ``run``,
     ``device_name`` and ``torch_version``): one for a run folder, each of its runs for a
@@ -80,10 +80,10 @@ def _sources(run_dir: Path, document: dict[str, Any]
     digest = hashlib.sha256(json.dumps(
         [document.get(k) for k in ("created", "command", "environment", "rows")],
         sort_keys=True, default=str).encode()).hexdigest()[:16]
-    run = {"run": run_dir.name, "kind": document.get("kind"),
+    run = {"run": name, "kind": document.get("kind"),
            "command": document.get("command"), "created": document.get("created"),
            "environment": env, "fingerprint": digest, "row_count": len(rows)}
-    yield run, [{**row, "run": run_dir.name, "device_name": env.get("device_name"),
+    yield run, [{**row, "run": name, "device_name": env.get("device_name"),
                  "torch_version": env.get("torch")} for row in rows]
 
 
@@ -92,17 +92,20 @@ def _warn(message: str) -> None:
 
 
 def merge_runs(run_dirs: list[Path], command: str, created: str,
-               warn: Callable[[str], None] = _warn) -> Report:
-    """One report from several runs (run folders, or merged reports: their runs); each row
-    keeps its run, device and environment. A run given twice (the same folder, or a merged
+               warn: Callable[[str], None] = _warn,
+               documents: Sequence[tuple[str, dict[str, Any]]] = ()) -> Report:
+    """One report from several runs (run folders, or merged reports: their runs; and
+    report documents already read, by name: runs from the results store); each row keeps
+    its run, device and environment. A run given twice (the same folder, or a merged
     report and one of its runs) is warned about and its rows counted once."""
-    documents = [(Path(d), load_run(d)) for d in run_dirs]
+    sources = [(Path(d).name, str(d), load_run(d)) for d in run_dirs]
+    sources += [(name, f"the results store's run {name}", doc) for name, doc in documents]
     runs = []
-    seen: dict[tuple, Path] = {}
+    seen: dict[tuple, str] = {}
     merged = Report(kind="report", command=command, created=created, environment={},
                     settings={})
-    for run_dir, document in documents:
-        for run, rows in _sources(run_dir, document):
+    for name, run_dir, document in sources:
+        for run, rows in _sources(name, document):
             identity = run.get("fingerprint") or (run.get("run"), run.get("created"),
                                                   run.get("command"))
             if identity in seen:
@@ -128,4 +131,7 @@ def merge_runs(run_dirs: list[Path], command: str, created: str,
             "had their trials interleaved, so a ratio of latencies across runs also holds "
             "whatever drifted between the sessions (load, clocks, temperature); no ratio "
             "table is made across runs.")
+    from archbench.report.frontier import frontier_tables
+
+    merged.tables.update(frontier_tables(merged))  # one accuracy frontier per device
     return merged

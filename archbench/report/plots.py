@@ -92,7 +92,12 @@ def figures(report: Any) -> list[Figure]:
     if unavailable():
         return []
     draw = {"mixers": mixer_figures, "sweep": sweep_figures}.get(report.kind, compare_figures)
-    return draw(report)
+    from archbench.report.baseline_figure import baseline_figures
+    from archbench.report.breakdown_figure import breakdown_figures
+    from archbench.report.frontier import frontier_figures
+
+    return (draw(report) + breakdown_figures(report) + baseline_figures(report)
+            + frontier_figures(report))
 
 
 def _ok(value: Any) -> bool:

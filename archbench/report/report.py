@@ -33,9 +33,10 @@ ID_COLUMNS = ["model", "arch", "variant", "input", "batch_size", "device", "dtyp
 SUMMARY_COLUMNS = [
     "run", "device_name", "model", "input", "batch_size", "device", "dtype",
     "params_m", "gmacs", "mixer", "mixer_gmacs_formula", "mixer_gmacs_as_msa",
-    "mixer_msa_saving", "mixer_share", "mlp_share",
+    "mixer_msa_saving", "mixer_share", "mixer_time_share", "mlp_share",
     "latency_ms_median", "latency_ms_ci95", "latency_ms_ci95_halfwidth_pct", "ci_reached",
     "throughput_per_s", "achieved_gmacs_per_s", "peak_fraction", "memory_mb",
+    "top1", "top5", "top1_published",
     "contended", "status",
 ]
 #: Summary columns shown only where some row has this value: a run that is fine says
@@ -54,6 +55,15 @@ OTHER_COLUMNS = [
     "complexity_cache", "cpu_share", "cpu_others_cores", "load_start", "contention", "gpu_other_processes", "layout", "tokens", "dim", "heads", "window",
     "order", "macs_formula", "macs_counted", "macs_diff", "params", "attention_mb_estimate",
     "torch_version", "error",
+    # accuracy (builtin/accuracy.py): published, and measured with --data
+    "top1_source", "top1_pretrain", "top5_published", "top1_published_note", "eval_images",
+    "eval_skipped", "eval_weights", "eval_preprocess", "eval_labels", "eval_s",
+    "eval_images_per_s", "eval_note",
+    # --breakdown (builtin/breakdown.py)
+    "mixer_ms", "mlp_ms", "norm_ms", "window_ms", "other_ms", "mlp_time_share",
+    "mixer_cpu_ms", "mlp_cpu_ms", "norm_cpu_ms", "window_cpu_ms", "other_cpu_ms",
+    "breakdown_total_ms", "breakdown_vs_median", "breakdown_kernel_ms", "breakdown_cpu_ms",
+    "launch_share", "breakdown_iterations", "breakdown_note",
 ]
 #: Columns computed from others for display, by name: (the columns they need, the value).
 DISPLAY_COLUMNS: dict[str, tuple[tuple[str, ...], Callable[[dict[str, Any]], Any]]] = {
@@ -99,6 +109,41 @@ COLUMN_NOTES = {
     "contended": "other processes competed for the cores (or the GPU) while the row was timed",
     "cpu_share": "the timing process's CPU time / (wall time x threads) while timed",
     "memory_mb": "see memory_measure: CUDA max allocated, or the CPU allocator's peak (profiler)",
+    "top1": "--data: % of eval_images whose label is the model's highest score, with "
+    "eval_weights loaded, each model's own preprocessing (eval_preprocess), in the run's dtype",
+    "top5": "--data: % of eval_images whose label is among the model's 5 highest scores",
+    "top1_published": "published ImageNet-1k val top-1 %, single crop, of the variant as "
+    "registered (top1_source: paper and table; top1_pretrain: ImageNet-22k where pre-trained "
+    "on it); empty where none is published for exactly this configuration",
+    "eval_weights": "--data: the weights evaluated: timm:TAG (timm's pretrained weights) or a "
+    "checkpoint path with the first 12 hex digits of its SHA-256",
+    "eval_labels": "--data: how labels became class indices (sorted class folders, ImageNet-1k "
+    "WordNet ids, or a labels CSV)",
+    "eval_images": "--data: images evaluated (--limit N: N evenly spaced); eval_skipped: "
+    "images that could not be read, left out of top1/top5",
+    "mixer_time_share": "--breakdown: mixer_ms / the profiled forward pass (CPU), or / its "
+    "kernel time (CUDA): the token mixers' share of the time, beside mixer_share of the MACs",
+    "mlp_time_share": "--breakdown: mlp_ms over the same total: the MLPs' share of the time",
+    "mixer_ms": "--breakdown: ms per iteration inside the token-mixer modules (CPU wall time "
+    "on the model's thread; on CUDA the kernel time they launched), window time excluded",
+    "mlp_ms": "--breakdown: ms per iteration inside the MLP modules (as mixer_ms)",
+    "norm_ms": "--breakdown: ms per iteration in norms outside the mixers and MLPs",
+    "window_ms": "--breakdown, Swin: window partition and reverse, cyclic shift (roll) and "
+    "shift mask, ms per iteration: the time W-MSA pays for its saved MACs",
+    "other_ms": "--breakdown: the profiled forward pass less the lines above (patch "
+    "embedding, merging, residuals, head, Python between modules)",
+    "mixer_cpu_ms": "--breakdown on CUDA: CPU-side (launch) ms per iteration of the mixers; "
+    "likewise mlp_cpu_ms, norm_cpu_ms, window_cpu_ms, other_cpu_ms",
+    "breakdown_total_ms": "--breakdown: ms per profiled iteration (with the CUDA sync), "
+    "taken after and apart from the timed trials",
+    "breakdown_vs_median": "breakdown_total_ms / latency_ms_median: profiler and hook "
+    "overhead (above 1) made visible",
+    "breakdown_kernel_ms": "--breakdown on CUDA: device time of every kernel, memcpy and "
+    "memset per iteration; breakdown_cpu_ms: the CPU-side forward pass",
+    "launch_share": "--breakdown on CUDA: 1 - breakdown_kernel_ms / breakdown_total_ms, the "
+    "share of the iteration the GPU ran nothing; near 1: launch-bound",
+    "breakdown_note": "--breakdown: why a line is empty (no module of the declared types) "
+    "or what could not be timed",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any
 from archbench.core.mixers import REFERENCE_MIXER
 from archbench.core.stats import ratio_ci
 from archbench.report.crossover import crossover, measured_crossover
+from archbench.report.frontier import frontier_tables
 from archbench.report.report import Report
 
 __all__ = ["DERIVED", "crossover", "fit_slope", "latency_ratios", "mixer_tables",
@@ -269,4 +270,5 @@ DERIVED: dict[str, Callable[[Report], dict[str, list[dict[str, Any]]]]] = {
     "slopes": lambda report: {"Scaling: log-log slopes against tokens":
                               scaling_slopes(report)},
     "mixers": _mixers,
+    "frontier": frontier_tables,  # accuracy against latency and GMACs (report/frontier.py)
 }

@@ -55,7 +55,8 @@ ANALYSIS_HOOKS = ("archbench_build_model", "archbench_example_inputs",
 #: how ``TaskRun.analyze`` calls the hooks must bump :data:`SCHEMA`.
 COUNTING_SOURCES = ("builtin/counting.py", "builtin/inputs.py", "builtin/swaps.py",
                     "builtin/mixers.py", "mixers", "measure/counting.py", "formulas.py",
-                    "core/mixers.py", "core/columns.py", "run/complexity_cache.py")
+                    "core/mixers.py", "core/columns.py", "run/complexity_cache.py",
+                    "builtin/accuracy.py", "core/accuracy.py")
 LIBRARIES = ("torch", "timm", "fvcore")
 ENTRY_NAME = re.compile(r"[0-9a-f]{64}\.json")
 _IMPORT = re.compile(r"^\s*(?:from|import)\s+([A-Za-z_]\w*)", re.MULTILINE)

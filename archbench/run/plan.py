@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from archbench.accuracy.checks import plan_evaluation
 from archbench.core.errors import UsageError
 from archbench.core.mixers import REFERENCE_MIXER, collect_mixers, find_mixer
 from archbench.core.registry import Registry
@@ -74,6 +75,8 @@ def plan_models(pm: Any, registry: Registry, request: ModelRequest,
     settings = run_settings(request.measurement, machine)
     if settings.mode == "train":
         check_trainable(pm, specs)
+    evaluation = plan_evaluation(pm, request.measurement, settings, specs)  # --data
+    settings = dataclasses.replace(settings, evaluation=evaluation)
     if not settings.latency:
         groups = [[i] for i in range(len(specs))]
     else:  # a compare is one comparison group; a sweep has one per size
@@ -84,6 +87,7 @@ def plan_models(pm: Any, registry: Registry, request: ModelRequest,
     tasks = tuple(Task(n, tuple(specs[i] for i in group), settings, tuple(group))
                   for n, group in enumerate(groups))
     tables = ("ratios", "slopes") if request.kind == "sweep" else ("ratios",)
+    tables += ("frontier",)  # accuracy against latency and GMACs, where rows have a top-1
     return Plan(request.kind, tasks, names, dataclasses.asdict(settings), tables)
 
 
@@ -189,6 +193,7 @@ def check_options(m: Measurement) -> tuple[int, ...]:
         raise UsageError(f"--compile {m.compile_mode!r}: expected one of "
                          f"{', '.join(COMPILE_MODES)}")
     check_timing(m)
+    check_breakdown(m)
     if m.max_memory is not None and not math.isfinite(m.max_memory):
         raise UsageError(f"--max-memory must be a finite number of MB, got {m.max_memory}")
     if m.device == "cpu":
@@ -222,6 +227,25 @@ def check_timing(m: Measurement) -> None:
             raise UsageError(f"{option} must be at most {limit}, got {value}")
 
 
+def check_breakdown(m: Measurement) -> None:
+    """``--breakdown`` profiles a timed forward pass op by op, after the row's trials."""
+    if not m.breakdown:
+        return
+    if m.no_latency:
+        raise UsageError("--breakdown profiles a timed row after its trials; with "
+                         "--no-latency nothing is timed")
+    if m.mode == "train":
+        raise UsageError("--breakdown attributes a forward pass to modules; with --mode "
+                         "train the backward pass and the optimizer step would have no "
+                         "module: use --mode infer")
+    for option, given in (("--compile", m.compile_mode is not None),
+                          ("--cuda-graphs", m.cuda_graphs)):
+        if given:
+            raise UsageError(f"--breakdown times modules by their forward hooks, which "
+                             f"{option} runs past (one graph, not module by module); drop "
+                             f"one of them")
+
+
 def check_precision(device: str, dtype: str) -> None:
     """fp16 on the CPU is refused: PyTorch's CPU kernels have no fast fp16 path, so timing
     (and the fp16 matmul peak measured first) would take hours, not seconds."""
@@ -253,6 +277,7 @@ def run_settings(m: Measurement, machine: Machine | None = None) -> RunSettings:
         mode=m.mode, channels_last=m.channels_last, compile=m.compile_mode,
         cuda_graphs=m.cuda_graphs, max_batch=m.max_batch, max_memory_mb=m.max_memory,
         debug=m.debug, target_ci=m.target_ci, max_time=m.max_time, cache=not m.no_cache,
+        breakdown=m.breakdown,
     )
 
 

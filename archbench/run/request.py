@@ -34,6 +34,16 @@ class Measurement:
     #: With ``target_ci``: seconds a comparison group's trials may take in all.
     max_time: float | None = None
     no_cache: bool = False
+    #: A profiled pass after each row's trials: time by module (``--breakdown``).
+    breakdown: bool = False
+    #: ``--data DIR``: measure top-1/top-5 on these images (``compare`` only).
+    data: str | None = None
+    #: ``--labels FILE``: the labels CSV of a flat ``--data`` folder.
+    labels: str | None = None
+    #: ``--weights SOURCE`` (repeatable): ``timm``, a checkpoint path, or MODEL=SOURCE.
+    weights: tuple[str, ...] = ()
+    #: ``--limit N``: evaluate N images, evenly spaced through the folder.
+    limit: int | None = None
 
 
 @dataclass(frozen=True)
@@ -49,6 +59,16 @@ class Output:
     figure_format: str = "png"
     #: The columns of the summary table (terminal and report.md); () for the default.
     columns: tuple[str, ...] = ()
+    #: ``--store PATH`` (or ARCHBENCH_STORE); None: ``<out>/archbench.sqlite``.
+    store: Path | None = None
+    #: ``--no-store``: the run is not recorded (a baseline can still be read from a store).
+    no_store: bool = False
+    #: ``--baseline RUN``: a run folder, a stored run id, or ``latest``.
+    baseline: str | None = None
+    #: ``--fail-on METRIC:THRESHOLD`` values, as given.
+    fail_on: tuple[str, ...] = ()
+    #: ``--baseline-any-device``: compare latency with a baseline from another device model.
+    baseline_any_device: bool = False
 
 
 @dataclass(frozen=True)

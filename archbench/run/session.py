@@ -28,6 +28,9 @@ EXIT_FAILED_ROWS = 1
 #: Bad input, reported in one line before any model is built (raised as UsageError, which
 #: the command prints).
 EXIT_USAGE = 2
+#: ``--fail-on``: a gate tripped against ``--baseline`` (the run wrote everything). Failed
+#: rows take precedence: a run with failed rows exits 1 even where a gate also tripped.
+EXIT_REGRESSION = 3
 #: Ctrl-C or SIGTERM; every finished row is in the files.
 EXIT_INTERRUPTED = 130
 #: Statuses that make a run fail (``skipped`` rows were not run on purpose).
@@ -148,7 +151,8 @@ class Session:
 
     def __init__(self, plan: Plan, writers: Sequence[ReportWriter], out: Path, command: str,
                  progress: Callable[[str], None] = lambda _: None, *,
-                 figure_format: str = "png", columns: Sequence[str] = ()) -> None:
+                 figure_format: str = "png", columns: Sequence[str] = (),
+                 store: Path | None = None, baseline: Any = None) -> None:
         self.plan = plan
         self.progress = progress
         self.writers = list(writers)
@@ -164,6 +168,13 @@ class Session:
         self.interrupted = False
         #: Each worker host's environment, as its rows arrive.
         self.environments: dict[str, dict[str, Any]] = {}
+        #: The results store the run is recorded in when it ends (None: ``--no-store``),
+        #: under this id; the baseline (:class:`archbench.report.baseline.Baseline`) its
+        #: rows are compared with, and the gates' regressions, one line each.
+        self.store = store
+        self.run_id: str | None = None
+        self.baseline = baseline
+        self.regressions: list[str] = []
 
     def run(self, executor: Executor) -> int:
         """Run every task; Ctrl-C or SIGTERM at any point (even while the tables and figures
@@ -182,10 +193,13 @@ class Session:
                 self.report.complete = False
                 with contextlib.suppress(KeyboardInterrupt):
                     self.conclude()
+                with contextlib.suppress(KeyboardInterrupt):
+                    self.record()
                 self.write()
                 return EXIT_INTERRUPTED
-        failed = any(row["status"] in FAILED for row in self.report.rows)
-        return EXIT_FAILED_ROWS if failed else EXIT_OK
+        if any(row["status"] in FAILED for row in self.report.rows):
+            return EXIT_FAILED_ROWS
+        return EXIT_REGRESSION if self.regressions else EXIT_OK
 
     def execute(self, executor: Executor) -> None:
         self.report.complete = False
@@ -235,6 +249,7 @@ class Session:
         """The derived tables, the notes and the figures, then the last write."""
         self.conclude()
         self.report.complete = True
+        self.record()
         self.write()
 
     def conclude(self) -> None:
@@ -243,6 +258,10 @@ class Session:
         from archbench.report.trust import trust_notes
 
         self.report.tables = self.derived_tables()
+        if self.baseline is not None:
+            from archbench.report.baseline import against_baseline
+
+            self.regressions = against_baseline(self.report, self.baseline)
         self.report.notes += [n for n in trust_notes(self.report.rows, self.report.settings)
                               if n not in self.report.notes]
 
@@ -254,17 +273,39 @@ class Session:
             tables.update(DERIVED[name](self.report))
         return tables
 
+    def record(self) -> None:
+        """Record the run in the results store (once it ends: finished, with failed rows,
+        or interrupted, then ``complete`` false), in one transaction; a store that cannot
+        be written costs one warning, never the run."""
+        if self.store is None:
+            return
+        import sqlite3
+
+        from archbench.store import new_run_id, record_report
+
+        self.run_id = self.run_id or new_run_id(self.report.created)
+        try:
+            record_report(self.store, self.report, self.run_id, self.run_dir)
+        except (UsageError, sqlite3.Error, OSError) as exc:
+            why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            print(f"archbench: warning: the run was not recorded in the results store "
+                  f"{self.store} ({why}); its reports are in {self.run_dir}", file=sys.stderr)
+            self.run_id = None
+
     def write(self) -> None:
         self.files.write(self.report)
 
 
-def write_merged(pm: Any, run_dirs: Sequence[Path], out: Path, command: str
+def write_merged(pm: Any, run_dirs: Sequence[Path], out: Path, command: str,
+                 documents: Sequence[tuple[str, dict[str, Any]]] = ()
                  ) -> tuple[Report, Path]:
-    """``archbench report``: several run folders merged into a fresh one under ``out``."""
+    """``archbench report``: several run folders (or stored runs' documents, by name)
+    merged into a fresh one under ``out``."""
     from archbench.report.merge import merge_runs
 
     merged = merge_runs(list(run_dirs), command,
-                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"))
+                        dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+                        documents=documents)
     run_dir = make_run_dir(out, "report", sorted({r["arch"] for r in merged.rows}))
     ReportFiles(choose_writers(pm, ()), run_dir).write(merged)
     return merged, run_dir

@@ -13,6 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.accuracy import Published
 from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_macs, padded_side, wmsa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
@@ -35,7 +36,8 @@ WMSA_WINDOW = 7
 MAX_ORDER = 5
 
 
-def _variant(base_dim: int, gf: bool, gf_sizes: tuple, img: int, desc: str) -> Variant:
+def _variant(base_dim: int, gf: bool, gf_sizes: tuple, img: int, desc: str,
+             published: Published | None = None) -> Variant:
     config = {
         "base_dim": base_dim,
         "depths": (2, 3, 18, 2),
@@ -48,7 +50,23 @@ def _variant(base_dim: int, gf: bool, gf_sizes: tuple, img: int, desc: str) -> V
         "drop_path_rate": 0.0,
         "num_classes": 1000,
     }
-    return Variant(config=config, img_size=img, description=desc)
+    return Variant(config=config, img_size=img, description=desc, published=published)
+
+
+#: HorNet's ImageNet-1k top-1 (trained on ImageNet-1k alone, 224, single crop), as the
+#: official model zoo lists it for the released checkpoints. HorNet-L (7x7, GF, GF at 384)
+#: is pre-trained on ImageNet-22k; its ImageNet-1k figures could not be confirmed here, and
+#: the released L checkpoints are ImageNet-22k models: left empty.
+HORNET_PAPER = ("Rao et al. 2022, HorNet (NeurIPS; arXiv:2207.14284), Table 1; "
+          "raoyongming/HorNet README model zoo")
+PUBLISHED = {
+    "tiny": Published(82.8, HORNET_PAPER),
+    "tiny_gf": Published(83.0, HORNET_PAPER),
+    "small": Published(83.8, HORNET_PAPER),
+    "small_gf": Published(84.0, HORNET_PAPER),
+    "base": Published(84.2, HORNET_PAPER),
+    "base_gf": Published(84.3, HORNET_PAPER),
+}
 
 
 _GF224 = ((14, 8), (7, 4))
@@ -154,18 +172,22 @@ HORNET = Architecture(
     default_variant="tiny",
     description="ConvNeXt-style hierarchy with recursive gated convolutions (gnConv), orders 2-5",
     variants={
-        "tiny": _variant(64, False, _GF224, 224, "HorNet-T 7x7"),
-        "small": _variant(96, False, _GF224, 224, "HorNet-S 7x7"),
-        "base": _variant(128, False, _GF224, 224, "HorNet-B 7x7"),
+        "tiny": _variant(64, False, _GF224, 224, "HorNet-T 7x7", PUBLISHED["tiny"]),
+        "small": _variant(96, False, _GF224, 224, "HorNet-S 7x7", PUBLISHED["small"]),
+        "base": _variant(128, False, _GF224, 224, "HorNet-B 7x7", PUBLISHED["base"]),
         "large": _variant(192, False, _GF224, 224, "HorNet-L 7x7"),
-        "tiny_gf": _variant(64, True, _GF224, 224, "HorNet-T GF"),
-        "small_gf": _variant(96, True, _GF224, 224, "HorNet-S GF"),
-        "base_gf": _variant(128, True, _GF224, 224, "HorNet-B GF"),
+        "tiny_gf": _variant(64, True, _GF224, 224, "HorNet-T GF", PUBLISHED["tiny_gf"]),
+        "small_gf": _variant(96, True, _GF224, 224, "HorNet-S GF", PUBLISHED["small_gf"]),
+        "base_gf": _variant(128, True, _GF224, 224, "HorNet-B GF", PUBLISHED["base_gf"]),
         "large_gf": _variant(192, True, _GF224, 224, "HorNet-L GF"),
         "large_gf_384": _variant(192, True, _GF384, 384, "HorNet-L GF at 384"),
     },
     token_mixer_types=("GnConv",),
-    mlp_types=("PointwiseLinear",),
+    # the block's MLP has no container: pwconv1, its GELU (the model's only one; no MACs)
+    # and pwconv2, so that --breakdown times the whole MLP
+    mlp_types=("PointwiseLinear", "GELU"),
+    # --breakdown: stage i is its downsampling layer (the stem for i = 0) and its blocks
+    stage_modules=("downsample_layers.{i}", "stages.{i}"),
     mixer_swap=MixerSwap(stages=swap_stages, layout="channels_first"),
     schema=SCHEMA,
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.accuracy import IMAGENET_22K, Published
 from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_macs, padded_side, wmsa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
@@ -20,7 +21,8 @@ from archbench_swin.geometry import effective_window, stage_resolutions
 NAME = "swin"
 
 
-def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc: str) -> Variant:
+def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc: str,
+             published: Published | None = None) -> Variant:
     config = {
         "patch_size": 4,
         "embed_dim": dim,
@@ -30,7 +32,26 @@ def _variant(dim: int, depths: tuple, heads: tuple, window: int, img: int, desc:
         "mlp_ratio": 4.0,
         "num_classes": 1000,
     }
-    return Variant(config=config, img_size=img, description=desc)
+    return Variant(config=config, img_size=img, description=desc, published=published)
+
+
+#: Swin's ImageNet-1k top-1, single crop: T/S/B trained on ImageNet-1k alone (the paper's
+#: Table 1(a)); Swin-L has no ImageNet-1k-only figure, only ImageNet-22k pre-training then
+#: ImageNet-1k fine-tuning (Table 1(b)), which its ``pretrain`` says.
+SWIN_1K = "Liu et al. 2021, Swin Transformer (ICCV; arXiv:2103.14030), Table 1(a)"
+SWIN_22K = ("Liu et al. 2021, Swin Transformer (ICCV; arXiv:2103.14030), Table 1(b), "
+            "ImageNet-22k pre-trained, fine-tuned on ImageNet-1k")
+_RELEASED = "released checkpoint: {} top-1, {} top-5 (microsoft/Swin-Transformer MODELHUB.md)"
+PUBLISHED = {
+    "tiny": Published(81.3, SWIN_1K, note=_RELEASED.format(81.2, 95.5)),
+    "small": Published(83.0, SWIN_1K, note=_RELEASED.format(83.2, 96.2)),
+    "base": Published(83.5, SWIN_1K, note=_RELEASED.format(83.5, 96.5) + "; pre-trained "
+                      "on ImageNet-22k: 85.2 (Table 1(b))"),
+    "base_384": Published(84.5, SWIN_1K, note=_RELEASED.format(84.5, 97.0) + "; pre-trained "
+                          "on ImageNet-22k: 86.4 (Table 1(b))"),
+    "large": Published(86.3, SWIN_22K, IMAGENET_22K, note=_RELEASED.format(86.3, 97.9)),
+    "large_384": Published(87.3, SWIN_22K, IMAGENET_22K, note=_RELEASED.format(87.3, 98.2)),
+}
 
 
 #: gnConv order per stage when gnConv replaces (S)W-MSA: HorNet's choice (2, 3, 4, 5).
@@ -102,6 +123,18 @@ SCHEMA = Schema(
     params=param_estimate,
 )
 
+#: The window partition and reverse, the cyclic shift and the shifted-window mask (built
+#: for another map size, and added to the relative position bias): functions of
+#: ``archbench_swin.model``'s namespace, where the blocks look them up. The zero padding to
+#: a multiple of the window (sizes other than 224) is inline code: other time.
+WINDOW_REGIONS = (
+    "archbench_swin.model.window_partition",
+    "archbench_swin.model.window_reverse",
+    "archbench_swin.model.shifted_window_mask",
+    "archbench_swin.model.add_shift_mask",
+    "aten::roll",
+)
+
 SWIN = Architecture(
     name=NAME,
     family="Swin",
@@ -111,19 +144,27 @@ SWIN = Architecture(
     default_variant="tiny",
     description="Hierarchical Transformer: 4 stages, patch merging, (shifted) window MSA",
     variants={
-        "tiny": _variant(96, (2, 2, 6, 2), (3, 6, 12, 24), 7, 224, "Swin-T"),
-        "small": _variant(96, (2, 2, 18, 2), (3, 6, 12, 24), 7, 224, "Swin-S"),
-        "base": _variant(128, (2, 2, 18, 2), (4, 8, 16, 32), 7, 224, "Swin-B"),
-        "large": _variant(192, (2, 2, 18, 2), (6, 12, 24, 48), 7, 224, "Swin-L"),
-        "base_384": _variant(128, (2, 2, 18, 2), (4, 8, 16, 32), 12, 384, "Swin-B, 384, window 12"),
+        "tiny": _variant(96, (2, 2, 6, 2), (3, 6, 12, 24), 7, 224, "Swin-T", PUBLISHED["tiny"]),
+        "small": _variant(96, (2, 2, 18, 2), (3, 6, 12, 24), 7, 224, "Swin-S",
+                          PUBLISHED["small"]),
+        "base": _variant(128, (2, 2, 18, 2), (4, 8, 16, 32), 7, 224, "Swin-B",
+                         PUBLISHED["base"]),
+        "large": _variant(192, (2, 2, 18, 2), (6, 12, 24, 48), 7, 224, "Swin-L",
+                          PUBLISHED["large"]),
+        "base_384": _variant(128, (2, 2, 18, 2), (4, 8, 16, 32), 12, 384, "Swin-B, 384, window 12",
+                             PUBLISHED["base_384"]),
         "large_384": _variant(
-            192, (2, 2, 18, 2), (6, 12, 24, 48), 12, 384, "Swin-L, 384, window 12"
+            192, (2, 2, 18, 2), (6, 12, 24, 48), 12, 384, "Swin-L, 384, window 12",
+            PUBLISHED["large_384"],
         ),
     },
     token_mixer_types=("WindowAttention",),
     mlp_types=("Mlp",),
     mixer_swap=MixerSwap(stages=swap_stages, layout="channels_last"),
     schema=SCHEMA,
+    stage_modules=("layers.{i}",),  # patch merging at the start of stages 2-4
+    # --breakdown's window line: what W-MSA pays for its saved MACs, in time and no MACs
+    time_regions={"window": WINDOW_REGIONS},
 )
 
 

@@ -27,6 +27,7 @@ from torch import nn
 from archbench_layers import Mlp
 from archbench_swin.geometry import effective_window, padded_side, stage_resolutions
 from archbench_swin.windows import (
+    add_shift_mask,
     relative_position_index,
     shifted_window_mask,
     window_partition,
@@ -93,12 +94,8 @@ class WindowAttention(nn.Module):
         qkv = self.qkv(x).view(B_, N, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4)
         q, k, v = qkv.unbind(0)  # each B_, heads, N, head_dim
         attn_mask = self.relative_position_bias().unsqueeze(0)  # 1, heads, N, N
-        if mask is not None:
-            # SW-MSA: bias + region mask, (nW, heads, N, N). Kept 4-D (repeated over the
-            # batch when batch > 1): sdpa's fused CPU kernel takes only 4-D inputs.
-            attn_mask = attn_mask + mask.unsqueeze(1)
-            if batch > 1:
-                attn_mask = attn_mask.expand(batch, -1, -1, -1, -1).flatten(0, 1)
+        if mask is not None:  # SW-MSA: bias + region mask, (batch * nW, heads, N, N)
+            attn_mask = add_shift_mask(attn_mask, mask, batch)
         x = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask.to(q.dtype))
         x = x.transpose(1, 2).reshape(B_, N, C)
         return self.proj(x)

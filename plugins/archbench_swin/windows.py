@@ -23,6 +23,17 @@ def window_reverse(windows: torch.Tensor, window_size: int, H: int, W: int) -> t
     return x.permute(0, 1, 3, 2, 4, 5).reshape(-1, H, W, C)
 
 
+def add_shift_mask(bias: torch.Tensor, mask: torch.Tensor, batch: int) -> torch.Tensor:
+    """SW-MSA's attention mask: the relative position bias (1, heads, M², M²) plus the
+    shifted-window region mask (nW, M², M²), as (batch * nW, heads, M², M²). Kept 4-D
+    (repeated over the batch when batch > 1): sdpa's fused CPU kernel takes only 4-D masks.
+    A function of its own so that ``--breakdown`` times it as part of the window line."""
+    combined = bias + mask.unsqueeze(1)
+    if batch > 1:
+        combined = combined.expand(batch, -1, -1, -1, -1).flatten(0, 1)
+    return combined
+
+
 def relative_position_index(window_size: int) -> torch.Tensor:
     """(M², M²) index into the (2M-1)² relative position bias table (Sec. 3.2, Eq. 4).
 

@@ -14,7 +14,7 @@ Swin, ...) and otherwise only changes the example input.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
@@ -23,10 +23,25 @@ from archbench.core.schema import MAX_CLASSES
 NAME = "timm"
 DEFAULT_MODEL = "vit_small_patch16_224"
 
-#: timm's module classes for global attention (ViT, DeiT, ...) and window attention (Swin),
-#: and its MLP blocks: the core sums fvcore's per-module MACs over these class names.
-MIXER_NAMES = {"Attention": "msa", "WindowAttention": "w-msa"}
-MLP_TYPES = ("Mlp", "GluMlp", "SwiGLU", "GatedMlp", "ConvMlp")
+#: timm's token mixers by module class name, with the short name the ``mixer`` column
+#: shows: global attention (ViT, DeiT, ...), window attention (Swin v1 and v2), and a child
+#: module with no class of its own as ``Class.attribute`` (ConvNeXt's 7x7 depth-wise
+#: ``conv_dw``, an ``nn.Conv2d``). The core sums fvcore's MACs over class names (the
+#: ``Class.attribute`` entries are timed by ``--breakdown``), so extend this table, not the
+#: core, to make another timm model's mixer known (docs/plugins.md).
+MIXER_NAMES = {"Attention": "msa", "WindowAttention": "w-msa",
+               "ConvNeXtBlock.conv_dw": "dwconv"}
+#: timm's MLP blocks (ConvNeXt's is ``Mlp``, ``ConvMlp`` or V2's ``GlobalResponseNormMlp``).
+MLP_TYPES = ("Mlp", "GluMlp", "SwiGLU", "GatedMlp", "ConvMlp", "GlobalResponseNormMlp")
+#: ``--breakdown``: Swin's window partition and reverse, and its cyclic shift, as the
+#: ``window`` line (timm adds its shift mask inside ``WindowAttention``: mixer time there).
+WINDOW_REGIONS = (
+    "timm.models.swin_transformer.window_partition",
+    "timm.models.swin_transformer.window_reverse",
+    "timm.models.swin_transformer_v2.window_partition",
+    "timm.models.swin_transformer_v2.window_reverse",
+    "aten::roll",
+)
 
 
 def _variant(model_name: str) -> Variant:
@@ -72,6 +87,8 @@ TIMM = Architecture(
     description="any timm model by name, e.g. timm:convnext_tiny; list with 'timm:*PATTERN*'",
     token_mixer_types=tuple(MIXER_NAMES),
     mlp_types=MLP_TYPES,
+    stage_modules=("stages.{i}", "layers.{i}"),  # ConvNeXt, Swin; ViT has none
+    time_regions={"window": WINDOW_REGIONS},
     find_variants=find_variants,
     # The config holds create_model's num_classes and in_chans (0 classes: no head); the
     # model's own shape is timm's, so there is no size estimate here.
@@ -104,10 +121,20 @@ def archbench_build_model(spec: ModelSpec):
     return timm.create_model(spec.variant, pretrained=False, **kwargs)
 
 
+def module_keys(model: Any) -> Iterator[str]:
+    """Each module's class name, and ``Parent.attribute`` for each child module."""
+    named = dict(model.named_modules())
+    for path, module in named.items():
+        yield type(module).__name__
+        parent, _, attribute = path.rpartition(".")
+        if path:
+            yield f"{type(named[parent]).__name__}.{attribute}"
+
+
 @hookimpl
 def archbench_analyze(ctx) -> dict[str, Any] | None:
     """The token mixer's short name where timm's module classes show it (``msa``, ``w-msa``)."""
     if ctx.spec.arch.name != NAME:
         return None
-    found = {type(m).__name__ for m in ctx.model.modules()} & set(MIXER_NAMES)
+    found = set(module_keys(ctx.model)) & set(MIXER_NAMES)
     return {"mixer": "+".join(sorted(MIXER_NAMES[c] for c in found)) or None}

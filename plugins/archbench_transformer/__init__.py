@@ -120,6 +120,7 @@ TRANSFORMER = Architecture(
     },
     token_mixer_types=("MultiHeadAttention",),
     mlp_types=("PositionwiseFeedForward",),
+    stage_modules=("encoder", "decoder"),  # --breakdown's stages (encoder-only: one)
     max_seq_len=MAX_SEQ_LEN,
     schema=SCHEMA,
 )

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
+from archbench.core.accuracy import Published
 from archbench.core.schema import MAX_CLASSES, MAX_DEPTH, MAX_WIDTH
 from archbench.formulas import msa_crossover_tokens, msa_macs
 from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
@@ -16,7 +17,8 @@ from archbench.mixers import MixerConfig, MixerSwap, SwapStage, TokenMixer
 NAME = "vit"
 
 
-def _variant(patch: int, dim: int, depth: int, heads: int, img: int, desc: str) -> Variant:
+def _variant(patch: int, dim: int, depth: int, heads: int, img: int, desc: str,
+             published: Published | None = None) -> Variant:
     config = {
         "patch_size": patch,
         "embed_dim": dim,
@@ -25,7 +27,24 @@ def _variant(patch: int, dim: int, depth: int, heads: int, img: int, desc: str) 
         "mlp_ratio": 4.0,
         "num_classes": 1000,
     }
-    return Variant(config=config, img_size=img, description=desc)
+    return Variant(config=config, img_size=img, description=desc, published=published)
+
+
+#: DeiT's ImageNet-1k top-1 (trained on ImageNet-1k alone, no distillation, single crop).
+#: ViT-L/16, ViT-H/14 and ViT-B/32 at 224 as built here have no published
+#: ImageNet-1k-from-scratch figure for exactly this configuration: left empty.
+DEIT = "Touvron et al. 2021, DeiT (ICML; arXiv:2012.12877), ImageNet-1k results without distillation"
+PUBLISHED = {
+    "tiny": Published(72.2, DEIT, note="released checkpoint: 72.2 top-1, 91.1 top-5 "
+                      "(facebookresearch/deit README)"),
+    "small": Published(79.8, DEIT, note="released checkpoint: 79.9 top-1, 95.0 top-5 "
+                       "(facebookresearch/deit README)"),
+    "base": Published(81.8, DEIT, note="released checkpoint: 81.8 top-1, 95.6 top-5 "
+                      "(facebookresearch/deit README)"),
+    "base_384": Published(83.1, DEIT + ", DeiT-B fine-tuned at 384 (abstract)",
+                          note="released checkpoint: 82.9 top-1, 96.2 top-5 "
+                          "(facebookresearch/deit README)"),
+}
 
 
 # --------------------------------------------------------------------------- --mixer swaps
@@ -88,13 +107,14 @@ VIT = Architecture(
     default_variant="small",
     description="Vision Transformer: 16x16 patches as tokens, class token, global MSA encoder",
     variants={
-        "tiny": _variant(16, 192, 12, 3, 224, "ViT-Ti/16 = DeiT-Ti"),
-        "small": _variant(16, 384, 12, 6, 224, "ViT-S/16 = DeiT-S"),
-        "base": _variant(16, 768, 12, 12, 224, "ViT-B/16 = DeiT-B"),
+        "tiny": _variant(16, 192, 12, 3, 224, "ViT-Ti/16 = DeiT-Ti", PUBLISHED["tiny"]),
+        "small": _variant(16, 384, 12, 6, 224, "ViT-S/16 = DeiT-S", PUBLISHED["small"]),
+        "base": _variant(16, 768, 12, 12, 224, "ViT-B/16 = DeiT-B", PUBLISHED["base"]),
         "large": _variant(16, 1024, 24, 16, 224, "ViT-L/16"),
         "huge": _variant(14, 1280, 32, 16, 224, "ViT-H/14"),
         "base_patch32": _variant(32, 768, 12, 12, 224, "ViT-B/32"),
-        "base_384": _variant(16, 768, 12, 12, 384, "ViT-B/16 at 384"),
+        "base_384": _variant(16, 768, 12, 12, 384, "ViT-B/16 at 384 = DeiT-B 384",
+                             PUBLISHED["base_384"]),
     },
     token_mixer_types=("Attention",),
     mlp_types=("Mlp",),
