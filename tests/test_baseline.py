@@ -56,6 +56,18 @@ def test_a_changed_model_reports_its_changes_and_trips_the_gmacs_gate(run_cli, t
     assert deltas["gmacs"]["change"] == 0 and deltas["params_m"]["change"] == 0
 
 
+def test_tuple_configs_match_their_json_lists(run_cli):
+    """Swin's depths are a tuple in the model's config and a list in the baseline's JSON:
+    the same value, so no config change and the gates pass."""
+    target = ("swin:tiny", "--set", "swin.depths=1,1,1,1")
+    base = run_cli("compare", *target, *COUNT_ONLY)
+    again = run_cli("compare", *target, *COUNT_ONLY, "--baseline", str(base.run_dir),
+                    "--fail-on", "gmacs:0,params:0")
+    assert again.exit_code == 0, again.output
+    entry = read_report(again.run_dir)["rows"][0]["details"]["baseline"]
+    assert entry["match"] == "same device" and not entry.get("config_change"), entry
+
+
 def test_failed_rows_take_precedence_over_regressions(run_cli):
     base = run_cli("compare", "toy", *COUNT_ONLY)
     result = run_cli("compare", "toy", "toy:broken", "--set", "toy.width=16", *COUNT_ONLY,
@@ -245,3 +257,50 @@ def test_the_baseline_table_is_in_the_stored_run_too(run_cli, tmp_path):
         document = opened.document(run_id)
     assert document["tables"][BASELINE_TITLE] == json.loads(
         (result.run_dir / "report.json").read_text())["tables"][BASELINE_TITLE]
+
+
+def test_a_four_times_deeper_model_is_a_significant_latency_regression(run_cli):
+    """End to end: four blocks against one, timed interleaved in neither run, still far
+    beyond any drift: the latency gate trips with exit 3 and names the row."""
+    base = run_cli("compare", "vit:tiny", "--set", "vit.depth=1", *FAST)
+    assert base.exit_code == 0, base.output
+    deeper = run_cli("compare", "vit:tiny", "--set", "vit.depth=4", *FAST,
+                     "--baseline", str(base.run_dir), "--fail-on", "latency:5%")
+    assert deeper.exit_code == EXIT_REGRESSION, deeper.output
+    latency = read_report(deeper.run_dir)["rows"][0]["details"]["baseline"]["latency"]
+    assert latency["ci95_low"] > 1.5 and latency["significant"], latency
+    assert "vit:tiny[depth=4] (224x224, batch 1): latency" in deeper.stdout
+
+
+def test_a_latency_gate_needs_a_timed_baseline_and_latest_skips_count_only_runs(run_cli):
+    timed = run_cli("compare", "vit:tiny", "--set", "vit.depth=1", *FAST)
+    counted = run_cli("compare", "vit:tiny", "--set", "vit.depth=1", *COUNT_ONLY)
+    refused = run_cli("compare", "vit:tiny", "--set", "vit.depth=1", *FAST,
+                      "--baseline", str(counted.run_dir), "--fail-on", "latency:5%")
+    assert refused.exit_code == 2 and refused.run_dir is None, refused.output
+    assert "has no timed row" in refused.stderr and len(refused.stderr.splitlines()) == 1
+    again = run_cli("compare", "vit:tiny", "--set", "vit.depth=1", *FAST,
+                    "--baseline", "latest", "--fail-on", "latency:50%")
+    settings = read_report(again.run_dir)["settings"]["baseline"]
+    assert settings["run"] == read_report(timed.run_dir)["environment"]["store"]["run_id"]
+
+
+@pytest.mark.parametrize(("spec", "entry", "trips"), [
+    # a significant slow-down (interval above 1) larger than the threshold
+    ("latency:5%", {"latency": {"latency_ratio": 1.07, "ci95_low": 1.02, "ci95_high": 1.12,
+                                "significant": True}}, True),
+    ("latency:5%", {"latency": {"latency_ratio": 1.04, "ci95_low": 1.01, "ci95_high": 1.07,
+                                "significant": True}}, False),
+    ("latency:5%", {"latency": {"latency_ratio": 1.30, "ci95_low": 0.95, "ci95_high": 1.60,
+                                "significant": False}}, False),
+    # counts: 0 is any change; a percentage is growth beyond it, never a saving
+    ("gmacs:0", {"deltas": {"gmacs": {"baseline": 4.0, "new": 3.6, "change": -0.4}}}, True),
+    ("gmacs:5%", {"deltas": {"gmacs": {"baseline": 4.0, "new": 3.6, "change": -0.4}}}, False),
+    ("gmacs:5%", {"deltas": {"gmacs": {"baseline": 4.0, "new": 4.4, "change": 0.4}}}, True),
+    ("params:0", {"deltas": {"params_m": {"baseline": 22.0, "new": 22.0, "change": 0.0}}},
+     False),
+])
+def test_gates_trip_on_what_their_spec_says(spec, entry, trips):
+    row = {"model": "vit:small", "input": "224x224", "batch_size": 1}
+    tripped, unchecked = regressions([row], [entry], parse_gates([spec], "base"))
+    assert bool(tripped) == trips and not unchecked, (tripped, unchecked)

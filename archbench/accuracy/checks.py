@@ -82,6 +82,24 @@ def assign_weights(values: Sequence[str], specs: Sequence[ModelSpec]) -> list[We
     return out
 
 
+def _check_timm_head(spec: ModelSpec, tag: str) -> None:
+    """timm drops the pretrained classifier (or stem) where ``num_classes`` (``in_chans``)
+    differs from the weights', leaving it random: a ``timm:`` target overriding either is
+    refused rather than scored with a random head."""
+    if spec.arch.name != "timm":
+        return
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg(tag)
+    wanted = {"num_classes": getattr(cfg, "num_classes", 1000),
+              "in_chans": (getattr(cfg, "input_size", None) or (3,))[0]}
+    for key, value in wanted.items():
+        if key in spec.config and spec.config[key] != value:
+            raise UsageError(f"--weights timm: {spec.name} sets {key}={spec.config[key]}, "
+                             f"timm's {tag} weights have {value} (timm would leave that "
+                             "layer random); drop the override or pass a checkpoint PATH")
+
+
 def _source(spec: ModelSpec, source: str) -> WeightSource:
     if source == "timm":
         tag = timm_tag(spec)
@@ -91,6 +109,7 @@ def _source(spec: ModelSpec, source: str) -> WeightSource:
                    "no timm model matches it")
             raise UsageError(f"--weights timm: {spec.name} has no timm weights ({why}); "
                              f"pass --weights {spec.name}=PATH (a checkpoint file)")
+        _check_timm_head(spec, tag)
         return WeightSource(spec.name, "timm", tag)
     path = Path(source).expanduser()
     if not path.is_file():

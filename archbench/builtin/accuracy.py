@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from archbench import hookimpl
 from archbench.core.accuracy import published_columns
+from archbench.core.errors import error_text
 from archbench.core.settings import RunSettings
 from archbench.core.spec import ModelSpec
 
@@ -43,15 +44,16 @@ def archbench_evaluate(spec: ModelSpec, model: nn.Module, settings: RunSettings
         return None
     found = _measured.get(model)
     if found is not None:
-        if isinstance(found, BaseException):
-            raise RuntimeError(f"the evaluation failed: {found}") from found
+        if isinstance(found, str):
+            raise RuntimeError(f"the evaluation failed: {found}")
         return dict(found[0])
     from archbench.accuracy.evaluate import evaluate
 
     try:
         columns, details = evaluate(model, spec, settings)
     except Exception as exc:
-        _measured[model] = exc
+        # its text only: the exception's traceback holds the model, which would never die
+        _measured[model] = error_text(exc)
         raise
     _measured[model] = (columns, details)
     return {**columns, **details}

@@ -71,7 +71,7 @@ def breakdown_columns(result: Breakdown, lines: Lines, median_ms: float,
     median; and the details (stages, modules, regions) for the JSON."""
     cuda = result.cuda
     shown = result.kernel_ms if cuda and result.kernel_ms is not None else result.cpu_ms
-    total = result.kernel_total_ms if cuda else result.forward_ms
+    total = result.kernel_total_ms if cuda else result.wall_ms
     notes = list(notes)
     if lines.root_is_mixer:
         notes.append("a token mixer measured alone: the whole model is the mixer")

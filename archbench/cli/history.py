@@ -65,12 +65,14 @@ def _line(entry: dict[str, Any]) -> dict[str, Any]:
               help="At most this many rows (the newest).")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output: every stored "
               "column of each row, and its run's command and git revision.")
-@click.option("--store", metavar="PATH",
-              type=click.Path(path_type=Path, dir_okay=False),
-              envvar="ARCHBENCH_STORE", default=Path("results/archbench.sqlite"),
-              show_default=True, help="The results store (ARCHBENCH_STORE).")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("results"),
+              show_default=True, help="The folder the runs were written to (their --out): "
+              "its archbench.sqlite is the store.")
+@click.option("--store", metavar="PATH", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="ARCHBENCH_STORE", help="The results store, wherever it is "
+              "(ARCHBENCH_STORE) [default: <--out>/archbench.sqlite].")
 def history(patterns: tuple[str, ...], device: str | None, since: str | None, limit: int,
-            as_json: bool, store: Path) -> None:
+            as_json: bool, out: Path, store: Path | None) -> None:
     """What was measured, when and where: one line per stored row, newest run first.
 
     ARCH filters by architecture (vit) or model (fnmatch: 'swin:*', 'vit:tiny[depth=1]').
@@ -84,8 +86,9 @@ def history(patterns: tuple[str, ...], device: str | None, since: str | None, li
       archbench history --json --store ci/archbench.sqlite
     """
     from archbench.report.cells import text_table
-    from archbench.store import Store
+    from archbench.store import Store, store_location
 
+    store = store_location(out, store)
     with usage_errors():
         cutoff = since_utc(since) if since else None
         with Store(store, create=False) as opened:

@@ -16,11 +16,11 @@ from archbench.cli.options import command_line, print_report, setup, usage_error
               show_default=True, help="Folder that receives the merged run folder.")
 @click.option("--from-store", is_flag=True, help="The arguments are run ids in the results "
               "store ('archbench history' lists them; latest: the newest run), not folders.")
-@click.option("--store", metavar="PATH",
-              type=click.Path(path_type=Path, dir_okay=False),
-              envvar="ARCHBENCH_STORE", default=Path("results/archbench.sqlite"),
-              show_default=True, help="The results store, with --from-store (ARCHBENCH_STORE).")
-def report(run_dirs: tuple[str, ...], out: Path, from_store: bool, store: Path) -> None:
+@click.option("--store", metavar="PATH", type=click.Path(path_type=Path, dir_okay=False),
+              envvar="ARCHBENCH_STORE", help="The results store, with --from-store "
+              "(ARCHBENCH_STORE) [default: <--out>/archbench.sqlite, as compare records].")
+def report(run_dirs: tuple[str, ...], out: Path, from_store: bool, store: Path | None
+           ) -> None:
     """Merge run folders (from several machines or days) into one report.
 
     Rows keep their run, device and environment; report.md flags a table that mixes
@@ -37,10 +37,11 @@ def report(run_dirs: tuple[str, ...], out: Path, from_store: bool, store: Path) 
     pm, _ = setup()
     with usage_errors():
         if from_store:
+            from archbench.store import store_location
             from archbench.store.resolve import stored_documents
 
-            merged, run_dir = write_merged(pm, (), out, command_line(),
-                                           stored_documents(run_dirs, store))
+            merged, run_dir = write_merged(pm, (), out, command_line(), stored_documents(
+                run_dirs, store_location(out, store)))
         else:
             merged, run_dir = write_merged(pm, [Path(d) for d in run_dirs], out,
                                            command_line())

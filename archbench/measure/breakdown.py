@@ -240,7 +240,9 @@ def attribute(timeline: Timeline, lines: Lines, by_line: Mapping[str, Sequence[t
     forward = timeline.spans.get(FORWARD, [])
     exclusive, found = carve(timeline, lines, by_line, forward)
     work = WorkIndex(timeline.work) if cuda else None
-    whole = _split(forward, exclusive, work, per)
+    # over the whole iteration: the call around the forward pass is ``other`` time too, so
+    # the lines add up to the profiled iteration (``wall_ms``)
+    whole = _split(timeline.spans.get(ITERATION) or forward, exclusive, work, per)
     cpu = {line: whole[f"{line}_ms"] for line in [*exclusive, "other"]}
     kernel = None
     if work is not None:
@@ -261,7 +263,7 @@ def attribute(timeline: Timeline, lines: Lines, by_line: Mapping[str, Sequence[t
                for name in [target if "::" in target else f"{PREFIX}{line}/{target}"]]
     return Breakdown(
         iterations=iterations, cuda=cuda,
-        wall_ms=length(timeline.spans.get(ITERATION, [])) / per, forward_ms=whole["ms"],
+        wall_ms=whole["ms"], forward_ms=length(forward) / per,
         cpu_ms=cpu, kernel_ms=kernel,
         kernel_total_ms=work.total / per if work is not None else None, found=found,
         stages=stage_rows(timeline, stages, exclusive, forward, work, per),

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from archbench.core.errors import UsageError
+from archbench.report.cells import is_number
 
 #: The table's title (a section of report.md, a key of report.json's ``tables``).
 BASELINE_TITLE = ("Against baseline (latency ratio = this run / baseline, 95% bootstrap CI "
@@ -150,16 +151,11 @@ def _pairs(new: list[dict[str, Any]], old: list[dict[str, Any]]
     return pairs
 
 
-def _number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
-            and math.isfinite(value))
-
-
 def _deltas(row: dict[str, Any], base: dict[str, Any], device_ok: bool) -> dict[str, Any]:
     deltas = {}
     for column, value in row.items():
         old = base.get(column)
-        if (column in NOT_COMPARED or not _number(value) or not _number(old)
+        if (column in NOT_COMPARED or not is_number(value) or not is_number(old)
                 or not (device_ok or column in COUNT_COLUMNS)):
             continue
         deltas[column] = {"baseline": old, "new": value, "change": value - old,
@@ -168,8 +164,12 @@ def _deltas(row: dict[str, Any], base: dict[str, Any], device_ok: bool) -> dict[
 
 
 def _config_change(new: dict[str, Any], old: dict[str, Any]) -> str | None:
-    mine = (new.get("details") or {}).get("config") or {}
-    theirs = (old.get("details") or {}).get("config") or {}
+    """The config keys whose values differ, as JSON holds them (a tuple in this run's
+    config and the list its baseline's JSON holds are the same value)."""
+    from archbench.report.report import jsonable
+
+    mine = jsonable((new.get("details") or {}).get("config") or {})
+    theirs = jsonable((old.get("details") or {}).get("config") or {})
     changed = [f"{k} {theirs.get(k, '-')} -> {mine.get(k, '-')}"
                for k in dict.fromkeys([*theirs, *mine]) if theirs.get(k) != mine.get(k)]
     return ", ".join(changed) if changed else None
@@ -190,10 +190,32 @@ def _latency(row: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
             "ci95_low": low, "ci95_high": high, "significant": not (low <= 1.0 <= high)}
 
 
-def compare(rows: list[dict[str, Any]], baseline: Baseline) -> list[dict[str, Any]]:
+#: What a latency depends on besides the model, its input and the device: run settings,
+#: and what the environment records of the run (threads used, torch version).
+TIMING_SETTINGS = ("compile", "channels_last", "cuda_graphs")
+TIMING_ENVIRONMENT = ("threads", "torch")
+
+
+def timing_change(settings: dict[str, Any], environment: dict[str, Any],
+                  document: dict[str, Any]) -> str | None:
+    """How this run was timed differently from the baseline's run (``--threads``,
+    ``--compile``, ``--channels-last``, ``--cuda-graphs``, the torch version), or None:
+    latencies timed differently are not compared, counts still are."""
+    theirs = (document.get("settings") or {}, document.get("environment") or {})
+    mine = (settings, environment)
+    changed = [f"{key} {old.get(key) or '-'} -> {new.get(key) or '-'}"
+               for keys, old, new in zip((TIMING_SETTINGS, TIMING_ENVIRONMENT), theirs, mine)
+               for key in keys if (old.get(key) or None) != (new.get(key) or None)]
+    return ", ".join(changed) or None
+
+
+def compare(rows: list[dict[str, Any]], baseline: Baseline, timing: str | None = None
+            ) -> list[dict[str, Any]]:
     """Per row of this run (each with its ``details`` and ``device_name``), its comparison
     with the baseline: how it matched (or why not), the baseline row's run and model, the
-    change of every numeric column, and the latency ratio with its interval."""
+    change of every numeric column, and the latency ratio with its interval (not where the
+    device model differs, unless ``--baseline-any-device``, nor where ``timing`` says the
+    runs were timed differently: then counts only)."""
     document = baseline.document
     environment = document.get("environment") or {}
     old = [{**r, "device_name": device_name_of(r, environment)} for r in document["rows"]]
@@ -208,7 +230,7 @@ def compare(rows: list[dict[str, Any]], baseline: Baseline) -> list[dict[str, An
             continue
         j, how = pairs[i]
         base = old[j]
-        device_ok = how.startswith("same") or baseline.any_device
+        device_ok = (how.startswith("same") or baseline.any_device) and not timing
         entry.update(match=how, baseline_model=base.get("model"),
                      baseline_device_name=base["device_name"])
         notes = []
@@ -232,6 +254,8 @@ def compare(rows: list[dict[str, Any]], baseline: Baseline) -> list[dict[str, An
                 entry["latency"] = latency
             if not how.startswith("same"):
                 notes.append(f"latency across devices (baseline on {base['device_name']})")
+        elif timing:
+            notes.append(f"timed differently ({timing}): counts only")
         else:
             notes.append(f"baseline on {base['device_name']}: counts only")
         if notes:
@@ -278,7 +302,9 @@ def regressions(rows: list[dict[str, Any]], entries: list[dict[str, Any]],
                 if latency is None:
                     continue
                 checked += 1
-                if latency["significant"] and latency["ci95_low"] > 1 + gate.threshold_pct / 100:
+                # a significant slow-down (the interval above 1) by more than the threshold
+                if (latency["ci95_low"] > 1
+                        and latency["latency_ratio"] > 1 + gate.threshold_pct / 100):
                     tripped.append(
                         f"{name}: latency {latency['latency_ratio']:.3f}x the baseline (95% CI "
                         f"{latency['ci95_low']:.3f}-{latency['ci95_high']:.3f}) > "
@@ -289,8 +315,10 @@ def regressions(rows: list[dict[str, Any]], entries: list[dict[str, Any]],
                 continue
             checked += 1
             old, change = delta["baseline"], delta["change"]
-            relative = abs(change) / abs(old) if old else abs(change)
-            if relative > max(gate.threshold_pct / 100, NOISE):
+            relative = change / abs(old) if old else change
+            # gmacs:0 / params:0: any change; a threshold above 0: growth beyond it
+            if (abs(relative) if gate.threshold_pct == 0 else relative) > max(
+                    gate.threshold_pct / 100, NOISE):
                 tripped.append(f"{name}: {GATE_COLUMNS[gate.metric]} {old:.6g} -> "
                                f"{delta['new']:.6g} ({change / old if old else math.inf:+.3%})"
                                f" > {gate.spec}")
@@ -307,7 +335,8 @@ def against_baseline(report: Any, baseline: Baseline) -> list[str]:
     rows = [{**row, "details": details,
              "device_name": device_name_of({"details": details}, report.environment)}
             for row, details in zip(report.rows, report.details)]
-    baseline.entries = compare(rows, baseline)
+    baseline.entries = compare(rows, baseline, timing_change(
+        report.settings, report.environment, baseline.document))
     for details, entry in zip(report.details, baseline.entries):
         details["baseline"] = entry
     report.tables[BASELINE_TITLE] = table(rows, baseline.entries)

@@ -6,22 +6,17 @@ neither matplotlib nor pandas."""
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from archbench.report.baseline import BASELINE_TITLE
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(
-        value)
+from archbench.report.cells import is_number
 
 
 def ratio_rows(report: Any) -> list[tuple[str, dict[str, Any]]]:
     """(label, table row) of every row of the baseline table with a latency ratio; labels
     name the input and batch where the table has several."""
     rows = [r for r in report.tables.get(BASELINE_TITLE) or []
-            if all(_number(r.get(c)) for c in ("latency_ratio", "ci95_low", "ci95_high"))]
+            if all(is_number(r.get(c)) for c in ("latency_ratio", "ci95_low", "ci95_high"))]
     inputs = {r.get("input") for r in rows}
     batches = {r.get("batch_size") for r in rows}
     return [(str(r["model"]) + (f" {r['input']}" if len(inputs) > 1 else "")
@@ -30,7 +25,7 @@ def ratio_rows(report: Any) -> list[tuple[str, dict[str, Any]]]:
 
 def baseline_figures(report: Any) -> list:
     """The ratio figure, or ``[]`` without a row whose latency was compared."""
-    from archbench.report.plots import _finish, colours, subplots
+    from archbench.report.plots import colours, finish_figure, subplots
 
     chosen = ratio_rows(report)
     if not chosen:
@@ -59,4 +54,4 @@ def baseline_figures(report: Any) -> list:
     description = (f"Latency against baseline run {run}: ratio of medians with its 95% "
                    "bootstrap interval (both runs' trials resampled); filled: significant "
                    "(the interval excludes 1), hollow: not.")
-    return [_finish(fig, "baseline_ratios", description, report)]
+    return [finish_figure(fig, "baseline_ratios", description, report)]

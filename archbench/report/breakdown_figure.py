@@ -7,8 +7,9 @@ headless figures and captions; importing this module imports neither matplotlib 
 
 from __future__ import annotations
 
-import math
 from typing import Any
+
+from archbench.report.cells import is_number
 
 #: One colour per line, the same in the time bar and the MAC bar (matplotlib's tab10:
 #: blue mixer, orange MLP, green norm, purple time regions, grey the rest).
@@ -18,8 +19,7 @@ LABELS = {"mixer": "token mixer", "mlp": "MLP", "norm": "norm", "other": "other"
 
 
 def _number(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-    return float(value) if ok else None
+    return float(value) if is_number(value) else None
 
 
 def breakdown_rows(report: Any) -> list[tuple[str, dict, list[str]]]:
@@ -78,7 +78,7 @@ def breakdown_figures(report: Any) -> list:
     """The stacked-bar figure, or ``[]`` without a row with a breakdown."""
     from matplotlib.patches import Patch
 
-    from archbench.report.plots import _finish, subplots
+    from archbench.report.plots import finish_figure, subplots
 
     chosen = breakdown_rows(report)
     if not chosen:
@@ -108,4 +108,4 @@ def breakdown_figures(report: Any) -> list:
     description = (f"Where the time goes (--breakdown): {what}, from a profiled pass after "
                    "the timed trials (shares of the profiled pass; ms: per profiled "
                    "iteration), beside the fvcore MAC shares (norm MACs are in other).")
-    return [_finish(fig, "breakdown_shares", description, report)]
+    return [finish_figure(fig, "breakdown_shares", description, report)]

@@ -23,6 +23,13 @@ MISSING = {"text": "-", "md": "\u2014", "latex": "--"}
 DECIMALS = {"params_m": 2, "trainable_params_m": 2, "mixer_params_m": 2, "mlp_params_m": 2}
 
 
+def is_number(value: Any) -> bool:
+    """A finite int or float (not a bool, not None, not NaN): a value a table can compare
+    or a figure can plot."""
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
 def _missing(value: Any) -> bool:
     if value is None:
         return True

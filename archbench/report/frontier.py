@@ -12,10 +12,10 @@ rerun may undo (``latency_ms_ci95`` says how far to trust it).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from archbench.report.cells import is_number
 from archbench.report.report import Report
 
 #: The frontier table's title.
@@ -38,16 +38,11 @@ class Point:
     pretrain: str = ""
 
 
-def _ok(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) \
-        and math.isfinite(value)
-
-
 def accuracy_of(row: dict[str, Any]) -> tuple[float, bool] | None:
     """(top-1 %, measured?) of a row: measured where there is one, else published."""
-    if _ok(row.get("top1")):
+    if is_number(row.get("top1")):
         return float(row["top1"]), True
-    if _ok(row.get("top1_published")):
+    if is_number(row.get("top1_published")):
         return float(row["top1_published"]), False
     return None
 
@@ -98,7 +93,7 @@ def points(rows: list[tuple[str, dict[str, Any]]], axis: str) -> list[Point]:
     out = []
     for label, row in rows:
         accuracy = accuracy_of(row)
-        if accuracy is not None and _ok(row.get(axis)) and row[axis] > 0:
+        if accuracy is not None and is_number(row.get(axis)) and row[axis] > 0:
             out.append(Point(label, float(row[axis]), accuracy[0], accuracy[1],
                              "" if accuracy[1] else str(row.get("top1_pretrain") or "")))
     return out
@@ -173,7 +168,7 @@ def frontier_figures(report: Report) -> list[Any]:
     frontier dashed."""
     from matplotlib.lines import Line2D
 
-    from archbench.report.plots import _finish, colours, subplots
+    from archbench.report.plots import colours, finish_figure, subplots
 
     palette = colours([r["model"] for r in report.rows])
     out = []
@@ -194,5 +189,5 @@ def frontier_figures(report: Report) -> list[Any]:
         setting = ", ".join(str(v) for v in (dtype, f"batch {batch}" if batch else None) if v)
         what = f"Accuracy against cost on {device} ({setting}); dashed: the Pareto frontier."
 
-        out.append(_finish(fig, stem, what, report))
+        out.append(finish_figure(fig, stem, what, report))
     return out

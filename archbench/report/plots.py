@@ -18,6 +18,8 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any
 
+from archbench.report.cells import is_number
+
 #: matplotlib's tab10 then the light half of tab20: distinct in print and on screen.
 PALETTE = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
            "#7f7f7f", "#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#ff9896",
@@ -71,7 +73,7 @@ def colours(names: list[str]) -> dict[str, str]:
     return mapping
 
 
-def _finish(fig: Any, stem: str, description: str, report: Any) -> Figure:
+def finish_figure(fig: Any, stem: str, description: str, report: Any) -> Figure:
     """The settings under the figure, then its files: PNG, and the report's format."""
     caption = textwrap.fill(f"{description} {report.caption()}",
                             max(60, int(fig.get_figwidth() * 20)))
@@ -100,13 +102,9 @@ def figures(report: Any) -> list[Figure]:
             + frontier_figures(report))
 
 
-def _ok(value: Any) -> bool:
-    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def _ci(row: dict) -> tuple[float, float] | None:
     low, high = row.get("latency_ms_ci95_low"), row.get("latency_ms_ci95_high")
-    return (low, high) if _ok(low) and _ok(high) else None
+    return (low, high) if is_number(low) and is_number(high) else None
 
 
 # -- compare (and merged reports) ------------------------------------------------------
@@ -119,7 +117,8 @@ def _compare_rows(report: Any) -> list[tuple[str, dict]]:
     inputs = {r.get("input") for r in report.rows}
     chosen: dict[str, dict] = {}
     for row in report.rows:
-        if row.get("status") != "ok" or not (_ok(row.get("gmacs")) or _ok(row.get("params_m"))):
+        counted = is_number(row.get("gmacs")) or is_number(row.get("params_m"))
+        if row.get("status") != "ok" or not counted:
             continue
         label = row["model"] + (f" {row['input']}" if len(inputs) > 1 else "")
         if len(runs) > 1:
@@ -132,7 +131,7 @@ def _compare_rows(report: Any) -> list[tuple[str, dict]]:
 
 def _bars(ax: Any, labels: list[str], values: list, colors: list[str], title: str,
           xerr: list | None = None) -> None:
-    ax.barh(labels, [v if _ok(v) else math.nan for v in values], color=colors, xerr=xerr,
+    ax.barh(labels, [v if is_number(v) else math.nan for v in values], color=colors, xerr=xerr,
             error_kw={"ecolor": "black", "capsize": 3, "lw": 1})
     ax.set_xlabel(title, fontsize=8)
     ax.tick_params(labelsize=7)
@@ -145,9 +144,9 @@ def _mixer_panel(ax: Any, labels: list[str], rows: list[dict], colors: list[str]
     from matplotlib.patches import Patch
 
     y = list(range(len(labels)))
-    built = [r.get("mixer_gmacs_formula") if _ok(r.get("mixer_gmacs_formula")) else math.nan
+    built = [r.get("mixer_gmacs_formula") if is_number(r.get("mixer_gmacs_formula")) else math.nan
              for r in rows]
-    as_msa = [r.get("mixer_gmacs_as_msa") if _ok(r.get("mixer_gmacs_as_msa")) else math.nan
+    as_msa = [r.get("mixer_gmacs_as_msa") if is_number(r.get("mixer_gmacs_as_msa")) else math.nan
               for r in rows]
     ax.barh([i - 0.2 for i in y], built, height=0.4, color=colors)
     ax.barh([i + 0.2 for i in y], as_msa, height=0.4, color=colors, alpha=0.35, hatch="//",
@@ -172,11 +171,11 @@ def compare_figures(report: Any) -> list[Figure]:
     labels, rows = [c[0] for c in chosen], [c[1] for c in chosen]
     palette = colours([r["model"] for r in report.rows])
     colors = [palette[r["model"]] for r in rows]
-    timed = [r for r in rows if _ok(r.get("latency_ms_median"))]
+    timed = [r for r in rows if is_number(r.get("latency_ms_median"))]
     panels = [p for p, present in (
-        ("params_m", any(_ok(r.get("params_m")) for r in rows)),
-        ("gmacs", any(_ok(r.get("gmacs")) for r in rows)),
-        ("mixer", any(_ok(r.get("mixer_gmacs_as_msa")) for r in rows)),
+        ("params_m", any(is_number(r.get("params_m")) for r in rows)),
+        ("gmacs", any(is_number(r.get("gmacs")) for r in rows)),
+        ("mixer", any(is_number(r.get("mixer_gmacs_as_msa")) for r in rows)),
         ("latency", bool(timed)),
     ) if present]
     fig, axes = subplots(1, len(panels), figsize=(3.0 * len(panels) + 1.5,
@@ -185,7 +184,7 @@ def compare_figures(report: Any) -> list[Figure]:
         if panel == "mixer":
             _mixer_panel(ax, labels, rows, colors)
         elif panel == "latency":
-            medians = [r.get("latency_ms_median") if _ok(r.get("latency_ms_median"))
+            medians = [r.get("latency_ms_median") if is_number(r.get("latency_ms_median"))
                        else math.nan for r in rows]
             cis = [_ci(r) or (m, m) for r, m in zip(rows, medians)]
             err = [[m - c[0] for m, c in zip(medians, cis)],
@@ -199,9 +198,9 @@ def compare_figures(report: Any) -> list[Figure]:
         ax.set_yticklabels([])
     what = ("Cost next to latency (smallest batch per model)" if timed else
             "Cost per model (latency not measured)")
-    out = [_finish(fig, "compare_bars", what + ".", report)]
+    out = [finish_figure(fig, "compare_bars", what + ".", report)]
     pairs = [(lb, r, c) for lb, r, c in zip(labels, rows, colors)
-             if _ok(r.get("latency_ms_median")) and _ok(r.get("gmacs"))]
+             if is_number(r.get("latency_ms_median")) and is_number(r.get("gmacs"))]
     if len(pairs) >= 2:
         out.append(_pareto(report, *map(list, zip(*pairs))))
     return out
@@ -224,7 +223,7 @@ def _pareto(report: Any, labels: list[str], rows: list[dict], colors: list[str])
     ax.set(xlabel="GMACs per sample (fvcore)", ylabel="latency (ms): median, 95% CI")
     ax.legend(fontsize=7)
     ax.grid(True, alpha=0.3)
-    return _finish(fig, "compare_pareto", "Latency against GMACs (smallest batch per "
+    return finish_figure(fig, "compare_pareto", "Latency against GMACs (smallest batch per "
                    "model); error bars: 95% bootstrap intervals.", report)
 
 
@@ -236,7 +235,7 @@ def _curves(rows: list[dict], column: str, name: Any, x: Any) -> dict[str, list[
     series: dict[str, list[tuple]] = {}
     for row in rows:
         value = row.get(column)
-        if _ok(value) and value > 0 and x(row):
+        if is_number(value) and value > 0 and x(row):
             ci = _ci(row) if column == "latency_ms_median" else None
             series.setdefault(name(row), []).append((x(row), value, *(ci or (None, None))))
     return {n: sorted(points) for n, points in series.items()}
@@ -299,7 +298,7 @@ def mixer_figures(report: Any) -> list[Figure]:
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel="MACs per sample")
     ax.legend(handles=handles, fontsize=7, ncol=2)
     ax.grid(True, which="both", alpha=0.3)
-    out = [_finish(fig, "mixers_macs", "Token-mixer MACs against tokens: analytic formula "
+    out = [finish_figure(fig, "mixers_macs", "Token-mixer MACs against tokens: analytic formula "
                    "(dashed) and fvcore's count (dots).", report)]
     ok = [r for r in rows if r.get("status") == "ok"]
     marks = [(f"{r['mixer']} = {r['against']} at h = w = {r['crossover_size']:.3g}",
@@ -320,12 +319,12 @@ def mixer_figures(report: Any) -> list[Figure]:
             if column == "latency_ms_median":
                 _mark_crossovers(ax, marks)
             _axes(ax, xlabel, ylabel)
-            out.append(_finish(fig, stem, what, report))
+            out.append(finish_figure(fig, stem, what, report))
     return out
 
 
 def _sq(value: Any) -> float | None:
-    return value**2 if _ok(value) else None
+    return value**2 if is_number(value) else None
 
 
 def sweep_figures(report: Any) -> list[Figure]:
@@ -348,7 +347,7 @@ def sweep_figures(report: Any) -> list[Figure]:
     tokens = {r["model"]: (lambda s: s) if r.get("seq_len") else (lambda s: s * s) for r in rows}
     marks = [(f"{r['model']} = {r['against']} at {r['crossover_size']:.3g}",
               palette.get(r["model"], "black"), tokens[r["model"]](r["crossover_size"]),
-              *(tokens[r["model"]](v) if _ok(v) else None
+              *(tokens[r["model"]](v) if is_number(v) else None
                 for v in (r.get("crossover_ci95_low"), r.get("crossover_ci95_high"))))
              for r in _crossover_table(report) if r.get("model") in tokens]
     out = []
@@ -365,6 +364,6 @@ def sweep_figures(report: Any) -> list[Figure]:
         if column == "latency_ms_median":
             _mark_crossovers(ax, marks)
         _axes(ax, "input size: image pixels h x w, or sequence length", ylabel)
-        out.append(_finish(fig, stem, f"{ylabel.split(':')[0].capitalize()} against input "
+        out.append(finish_figure(fig, stem, f"{ylabel.split(':')[0].capitalize()} against input "
                            "size.", report))
     return out

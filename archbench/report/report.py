@@ -33,10 +33,10 @@ ID_COLUMNS = ["model", "arch", "variant", "input", "batch_size", "device", "dtyp
 SUMMARY_COLUMNS = [
     "run", "device_name", "model", "input", "batch_size", "device", "dtype",
     "params_m", "gmacs", "mixer", "mixer_gmacs_formula", "mixer_gmacs_as_msa",
-    "mixer_msa_saving", "mixer_share", "mixer_time_share", "mlp_share",
+    "mixer_msa_saving", "mixer_share", "mixer_time_share", "mlp_share", "mlp_time_share",
     "latency_ms_median", "latency_ms_ci95", "latency_ms_ci95_halfwidth_pct", "ci_reached",
-    "throughput_per_s", "achieved_gmacs_per_s", "peak_fraction", "memory_mb",
-    "top1", "top5", "top1_published",
+    "breakdown_vs_median", "throughput_per_s", "achieved_gmacs_per_s", "peak_fraction",
+    "memory_mb", "top1", "top5", "eval_images", "top1_published",
     "contended", "status",
 ]
 #: Summary columns shown only where some row has this value: a run that is fine says
@@ -52,17 +52,18 @@ OTHER_COLUMNS = [
     "gmacs_crosscheck_diff", "latency_ms_ci95_low", "latency_ms_ci95_high", "latency_ms_p10",
     "latency_ms_p90", "latency_ms_iqr", "latency_ms_mean", "latency_ms_std", "iterations",
     "trials", "compile_s", "attention_backend", "memory_measure", "threads", "max_batch",
-    "complexity_cache", "cpu_share", "cpu_others_cores", "load_start", "contention", "gpu_other_processes", "layout", "tokens", "dim", "heads", "window",
+    "complexity_cache", "cpu_share", "cpu_others_cores", "load_start", "contention",
+    "gpu_other_processes", "layout", "tokens", "dim", "heads", "window",
     "order", "macs_formula", "macs_counted", "macs_diff", "params", "attention_mb_estimate",
     "torch_version", "error",
     # accuracy (builtin/accuracy.py): published, and measured with --data
-    "top1_source", "top1_pretrain", "top5_published", "top1_published_note", "eval_images",
+    "top1_source", "top1_pretrain", "top5_published", "top1_published_note",
     "eval_skipped", "eval_weights", "eval_preprocess", "eval_labels", "eval_s",
     "eval_images_per_s", "eval_note",
     # --breakdown (builtin/breakdown.py)
-    "mixer_ms", "mlp_ms", "norm_ms", "window_ms", "other_ms", "mlp_time_share",
+    "mixer_ms", "mlp_ms", "norm_ms", "window_ms", "other_ms",
     "mixer_cpu_ms", "mlp_cpu_ms", "norm_cpu_ms", "window_cpu_ms", "other_cpu_ms",
-    "breakdown_total_ms", "breakdown_vs_median", "breakdown_kernel_ms", "breakdown_cpu_ms",
+    "breakdown_total_ms", "breakdown_kernel_ms", "breakdown_cpu_ms",
     "launch_share", "breakdown_iterations", "breakdown_note",
 ]
 #: Columns computed from others for display, by name: (the columns they need, the value).

@@ -283,14 +283,15 @@ class Session:
 
         from archbench.store import new_run_id, record_report
 
-        self.run_id = self.run_id or new_run_id(self.report.created)
+        run_id = self.run_id or new_run_id(self.report.created)
         try:
-            record_report(self.store, self.report, self.run_id, self.run_dir)
+            record_report(self.store, self.report, run_id, self.run_dir)
         except (UsageError, sqlite3.Error, OSError) as exc:
             why = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             print(f"archbench: warning: the run was not recorded in the results store "
                   f"{self.store} ({why}); its reports are in {self.run_dir}", file=sys.stderr)
-            self.run_id = None
+            return
+        self.run_id = run_id  # only once the transaction is committed
 
     def write(self) -> None:
         self.files.write(self.report)

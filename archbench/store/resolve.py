@@ -54,7 +54,8 @@ def planned(plan: Any) -> tuple[set[tuple[str, str]], set[int] | None]:
 
 def latest_run(store: Store, plan: Any) -> str:
     """The newest complete stored run with a finished row of this plan's models, inputs,
-    batch sizes, dtype and mode, measured on this machine's device model."""
+    batch sizes, dtype and mode, measured on this machine's device model (for a timed plan,
+    a timed row: a count-only run has no latency to compare with)."""
     settings = plan.settings
     device_name = local_device_name(str(settings.get("device")))
     keys, batches = planned(plan)
@@ -62,7 +63,7 @@ def latest_run(store: Store, plan: Any) -> str:
         if (row["complete"] and row["status"] == "ok" and row["dtype"] == settings.get("dtype")
                 and row["mode"] == settings.get("mode")
                 and (base_model(row["model"]), row["input"]) in keys
-                and (batches is None or row["batch_size"] in (None, *batches))):
+                and (batches is None or row["batch_size"] in batches)):
             return row["run_id"]
     raise UsageError(f"--baseline latest: no complete run in the results store {store.path} "
                      f"measured any of these models at this input, batch size, dtype and mode "
@@ -73,7 +74,32 @@ def latest_run(store: Store, plan: Any) -> str:
 def load_baseline(source: str, store: Path, plan: Any, *, executor: str = "local",
                   any_device: bool = False, gates: Sequence[Gate] = ()) -> Baseline:
     """``--baseline`` resolved and loaded: a run folder (its report.json), a run id in the
-    store, or ``latest``; UsageError for anything else."""
+    store, or ``latest``; UsageError for anything else, and for a latency gate that the
+    baseline cannot serve (see :func:`check_latency_gate`)."""
+    baseline = _load(source, store, plan, executor, any_device, gates)
+    if any(g.metric == "latency" for g in gates) and executor == "local":
+        check_latency_gate(baseline, plan)
+    return baseline
+
+
+def check_latency_gate(baseline: Baseline, plan: Any) -> None:
+    """``--fail-on latency:...`` against a baseline with no timed row of this device model
+    (without ``--baseline-any-device``) would check nothing and pass: refused instead."""
+    from archbench.report.baseline import device_name_of
+
+    environment = baseline.document.get("environment") or {}
+    here = local_device_name(str(plan.settings.get("device")))
+    timed = [r for r in baseline.document.get("rows", []) if r.get("status") == "ok"
+             and (r.get("details") or {}).get("latency_samples_ms")]
+    if not any(baseline.any_device or device_name_of(r, environment) == here for r in timed):
+        where = "" if baseline.any_device else f" on {here}"
+        raise UsageError(f"--fail-on latency: baseline {baseline.run} has no timed row"
+                         f"{where} to compare with, so the gate would check nothing; name a "
+                         "timed baseline of this device model")
+
+
+def _load(source: str, store: Path, plan: Any, executor: str, any_device: bool,
+          gates: Sequence[Gate]) -> Baseline:
     from archbench.report.merge import load_run
 
     if source == LATEST:
