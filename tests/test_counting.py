@@ -78,4 +78,4 @@ def test_a_hornet_training_step_counts_about_three_forward_passes(plugin_manager
     worker = TaskRun(plugin_manager, Task(0, (), RunSettings(latency=False, mode="train")),
                      lambda _: None)
     columns, _ = worker.analyze(spec, worker.build(spec, None), None)
-    assert 2.5 < columns["train_gmacs"] / columns["gmacs_flopcounter"] < 3.0
+    assert 2.5 < columns["train_gmacs"] / columns["gmacs_flopcounter"] <= 3.0  # 2.998

@@ -196,8 +196,13 @@ def evaluate(model: torch.nn.Module, spec: ModelSpec, settings: RunSettings
         "eval_predictions": found["predictions"], "eval_targets": found["targets"],
         "eval_skipped_files": found["skipped"][:SKIPPED_NAMED],
     }
+    notes = []
     if found["skipped"]:
-        columns["eval_note"] = (f"{len(found['skipped'])} of {len(samples)} images could not "
-                                f"be read and were skipped; top-1/top-5 are over the "
-                                f"{done} that were (the first: {found['skipped'][0]})")
+        notes.append(f"{len(found['skipped'])} of {len(samples)} images could not be read "
+                     f"and were skipped; top-1/top-5 are over the {done} that were (the "
+                     f"first: {found['skipped'][0]})")
+    if columns.get("top5") is None:
+        notes.append("no top-5: the model has fewer than 5 classes")
+    if notes:
+        columns["eval_note"] = "; ".join(notes)
     return columns, details

@@ -157,7 +157,10 @@ def _panel(ax: Any, pts: list[Point], palette: dict[str, str], names: dict[str, 
         ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.xaxis.set_minor_formatter(NullFormatter())
     ax.margins(x=0.18, y=0.12)
-    ax.set(xlabel=AXES[axis], ylabel="ImageNet top-1 (%)")
+    # published figures are ImageNet-1k's; a measured one is on whatever --data held
+    ylabel = ("top-1 (%): measured on --data, or published (ImageNet-1k)"
+              if any(p.measured for p in pts) else "ImageNet-1k top-1 (%), published")
+    ax.set(xlabel=AXES[axis], ylabel=ylabel)
     ax.grid(True, which="both", alpha=0.3)
     ax.tick_params(labelsize=7)
 
