@@ -23,8 +23,8 @@ def store_location(out: Path, store: Path | None = None) -> Path:
 
 
 def new_run_id(created: str | None = None) -> str:
-    """A short id, unique and sortable by time: the run's start in UTC and six random hex
-    digits, e.g. ``20261130-041502-3fa9c1``."""
+    """A short id, unique and sortable by time to the second: the run's start in UTC and
+    six random hex digits, e.g. ``20261130-041502-3fa9c1``."""
     when = dt.datetime.fromisoformat(created) if created else dt.datetime.now(dt.timezone.utc)
     if when.tzinfo is not None:
         when = when.astimezone(dt.timezone.utc)
