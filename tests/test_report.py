@@ -152,13 +152,18 @@ def test_latex_is_written_only_when_asked_with_the_settings_as_caption(run_cli):
 
 def test_report_of_separate_runs_says_their_latencies_were_not_measured_together(
         run_cli, tmp_path):
+    """Also when the two folders have one name (the same command started in the same
+    second, with two --out folders): they stay two runs."""
     first = run_cli("compare", "toy", "--repeat", "2", *FAST, out=tmp_path / "a").run_dir
     second = run_cli("compare", "toy", "--repeat", "2", *FAST, out=tmp_path / "b").run_dir
-    result = run_cli("report", str(first), str(second), "--out", str(tmp_path / "merged"))
+    twin = second.rename(second.parent / first.name)
+    result = run_cli("report", str(first), str(twin), "--out", str(tmp_path / "merged"))
     assert result.exit_code == 0, result.output
     merged = next((tmp_path / "merged").iterdir())
     markdown = (merged / "report.md").read_text()
     assert "not measured together" in markdown
+    runs = json.loads((merged / "report.json").read_text())["environment"]["runs"]
+    assert [r["run"] for r in runs] == [first.name, f"{first.name} (2)"]
     assert (merged / "compare_bars.png").exists()
     assert not NAN.search(markdown)
 

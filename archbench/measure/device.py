@@ -3,6 +3,8 @@ and the memory budget. The names live in :mod:`archbench.core.settings`."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from archbench.core.errors import UsageError
@@ -86,6 +88,26 @@ def is_oom(exc: BaseException) -> bool:
         return True
     message = str(exc).lower()
     return isinstance(exc, RuntimeError) and any(m in message for m in OOM_MESSAGES)
+
+
+@contextlib.contextmanager
+def objects_frozen() -> Iterator[None]:
+    """While a task builds, counts and times its models: the objects alive before it (the
+    interpreter's and torch's, some hundreds of thousands) are moved out of the garbage
+    collector's sight (``gc.freeze``), so that :func:`release_memory` after each model, and
+    the collections Python starts by itself, walk only what the task made: 0.1 s a
+    collection becomes a few ms. ``gc.unfreeze`` on leaving, so nothing stays frozen. Does
+    nothing where other code has frozen objects already."""
+    import gc
+
+    if gc.get_freeze_count():
+        yield
+        return
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def release_memory() -> None:

@@ -87,6 +87,20 @@ def _sources(name: str, document: dict[str, Any]
                  "torch_version": env.get("torch")} for row in rows]
 
 
+def _renamed(run: dict[str, Any], rows: list[dict[str, Any]], taken: set[Any]
+             ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The run and its rows under a name no earlier run of the merge has: two runs whose
+    folders have the same name (the same command started in the same second, in two
+    ``--out`` folders or on two machines) stay two runs, ``name (2)`` the second."""
+    name, n = run.get("run"), 1
+    while name in taken:
+        n += 1
+        name = f"{run.get('run')} ({n})"
+    if name == run.get("run"):
+        return run, rows
+    return {**run, "run": name}, [{**row, "run": name} for row in rows]
+
+
 def _warn(message: str) -> None:
     print(f"archbench: warning: {message}", file=sys.stderr)
 
@@ -113,6 +127,7 @@ def merge_runs(run_dirs: list[Path], command: str, created: str,
                      "its rows are counted once")
                 continue
             seen[identity] = run_dir
+            run, rows = _renamed(run, rows, {r.get("run") for r in runs})
             runs.append(run)
             for row in rows:
                 details = row.pop("details", {})

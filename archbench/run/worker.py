@@ -28,7 +28,12 @@ from archbench.measure.contention import (
     load_per_core,
     timing_threads,
 )
-from archbench.measure.device import apply_precision_flags, is_oom, release_memory
+from archbench.measure.device import (
+    apply_precision_flags,
+    is_oom,
+    objects_frozen,
+    release_memory,
+)
 from archbench.mixers.swap import Swap, plan_swap
 from archbench.run.task import RowResult, Task
 
@@ -163,11 +168,18 @@ class TaskRun:
         return plan_swap(spec, self._mixers)
 
     def build(self, spec: ModelSpec, swap: Swap | None) -> nn.Module:
-        model = self.hook.archbench_build_model(spec=spec, swap=swap)
-        if model is None:
-            raise RuntimeError(f"no plugin builds {spec.arch.name!r} (registered by "
-                               f"{spec.arch.plugin!r})")
-        return model.eval()
+        """The plugin's model, in eval mode; in a count-only run, with its parameters zero
+        instead of initialised (:mod:`archbench.measure.shapes_only`)."""
+        from archbench.measure.shapes_only import build_for_counting
+
+        def build() -> nn.Module:
+            model = self.hook.archbench_build_model(spec=spec, swap=swap)
+            if model is None:
+                raise RuntimeError(f"no plugin builds {spec.arch.name!r} (registered by "
+                                   f"{spec.arch.plugin!r})")
+            return model
+
+        return (build() if self.settings.latency else build_for_counting(build)).eval()
 
     def inputs(self, spec: ModelSpec, model: nn.Module, batch_size: int) -> tuple[Any, ...]:
         return tuple(self.hook.archbench_example_inputs(spec=spec, model=model,
@@ -220,15 +232,17 @@ class TaskRun:
         self.where.update(apply_precision_flags(self.settings), threads=torch.get_num_threads(),
                           device_name=environment.get("device_name"), environment=environment)
         try:
-            prepared = []
-            counted = self.task.analysis or (None,) * len(self.task.specs)
-            for spec, position, analysis in zip(self.task.specs, self.task.positions, counted):
-                item, failed = self.prepare(spec, position, analysis)
-                yield from failed
-                if item is not None:
-                    prepared.append(item)
-            if prepared:
-                yield from self.time(prepared)
+            with objects_frozen():
+                prepared = []
+                counted = self.task.analysis or (None,) * len(self.task.specs)
+                for spec, position, analysis in zip(self.task.specs, self.task.positions,
+                                                    counted):
+                    item, failed = self.prepare(spec, position, analysis)
+                    yield from failed
+                    if item is not None:
+                        prepared.append(item)
+                if prepared:
+                    yield from self.time(prepared)
         finally:
             torch.set_num_threads(threads)
 
