@@ -103,6 +103,9 @@ def measure(rounds: int, baseline: Path | None) -> None:
     specs = models()
     with tempfile.TemporaryDirectory() as out, tempfile.TemporaryDirectory() as cache:
         env = {**os.environ, "ARCHBENCH_CACHE_DIR": cache}
+        # as installed: bytecode cached (pip compiles on install; the priming run below
+        # writes it for an editable install even where this shell says not to)
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         commands = {
             "hand fvcore": [sys.executable, "-c", HAND_SCRIPT, json.dumps(specs)],
             "archbench cold": archbench_command(out, "--no-cache"),
