@@ -83,6 +83,13 @@ def type_keys(path: str, module_types: Mapping[str, str]) -> set[str]:
     return keys
 
 
+def type_names_in(model: nn.Module) -> set[str]:
+    """Every name that some module of ``model`` answers to in an Architecture's type lists
+    (:func:`type_keys`): plugins use it to see which known module types a model holds."""
+    types = module_types_of(model)
+    return set().union(*(type_keys(path, types) for path in types))
+
+
 def module_types_of(model: nn.Module) -> dict[str, str]:
     """Path → class name of every module of ``model`` (the root's path is ``""``)."""
     return {name: type(module).__name__ for name, module in model.named_modules()}

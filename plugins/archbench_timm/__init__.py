@@ -14,7 +14,7 @@ Swin, ...) and otherwise only changes the example input.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from archbench import Architecture, Field, ModelSpec, Schema, UsageError, Variant, hookimpl
@@ -121,20 +121,12 @@ def archbench_build_model(spec: ModelSpec):
     return timm.create_model(spec.variant, pretrained=False, **kwargs)
 
 
-def module_keys(model: Any) -> Iterator[str]:
-    """Each module's class name, and ``Parent.attribute`` for each child module."""
-    named = dict(model.named_modules())
-    for path, module in named.items():
-        yield type(module).__name__
-        parent, _, attribute = path.rpartition(".")
-        if path:
-            yield f"{type(named[parent]).__name__}.{attribute}"
-
-
 @hookimpl
 def archbench_analyze(ctx) -> dict[str, Any] | None:
     """The token mixer's short name where timm's module classes show it (``msa``, ``w-msa``)."""
     if ctx.spec.arch.name != NAME:
         return None
-    found = set(module_keys(ctx.model)) & set(MIXER_NAMES)
+    from archbench.measure.counting import type_names_in
+
+    found = type_names_in(ctx.model) & set(MIXER_NAMES)
     return {"mixer": "+".join(sorted(MIXER_NAMES[c] for c in found)) or None}
