@@ -43,6 +43,7 @@ TOY = Architecture(
         "sigterm": _variant(fail="sigterm"),
         "ignores-swap": _variant(fail="ignores-swap"),
         "dies": _variant(fail="dies"),
+        "no-meta": _variant(fail="no-meta"),
     },
     token_mixer_types=("Conv2d",),
     mixer_swap=MixerSwap(stages=_swap_stages, layout="channels_first"),
@@ -73,6 +74,11 @@ def archbench_build_model(spec: ModelSpec, swap):
         os.kill(os.getpid(), signal.SIGTERM)
     if fail == "dies":  # the process is killed: only ever build it in a Ray worker
         os.kill(os.getpid(), signal.SIGKILL)
+    if fail == "no-meta":
+        import torch
+
+        if torch.empty(0).is_meta:  # reads a value at build time, as some models do
+            raise NotImplementedError("toy model cannot be built on the meta device")
     width = spec.config["width"]
     mixer = [swap(0)] if swap is not None and fail != "ignores-swap" else []
     model = nn.Sequential(

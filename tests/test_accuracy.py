@@ -173,6 +173,21 @@ def test_known_model_top1_top5_and_a_corrupt_image(run_cli, tmp_path):
     assert "ImageFolder, 10 class folders" in row["eval_labels"] and "top1" in result.stdout
 
 
+def test_a_model_that_cannot_be_built_on_the_meta_device_is_checked_in_its_row(
+        run_cli, tmp_path):
+    """The plan's weights and class-count check builds on the meta device; a model that
+    cannot be built there skips that check instead of stopping the run."""
+    data = tmp_path / "data"
+    for folder, colours in KNOWN.items():
+        _image(data / folder / "img0.png", colours[0])
+    _known_toy_checkpoint(tmp_path / "toy.pt")
+    result = run_cli("compare", "toy:no-meta", "--data", str(data), "--weights",
+                     str(tmp_path / "toy.pt"), *FAST)
+    assert result.exit_code == 0, result.output
+    row = read_report(result.run_dir)["rows"][0]
+    assert row["status"] == "ok" and row["eval_images"] == 10
+
+
 # -- archbench's predictions are timm's --
 
 def _timm_checkpoint(path: Path, **kwargs) -> torch.nn.Module:

@@ -165,8 +165,11 @@ def check_model(pm: Any, spec: ModelSpec, source: WeightSource, images: ImageSet
     from archbench.mixers.swap import plan_swap
 
     swap = plan_swap(spec, collect_mixers(pm)) if spec.mixer else None
-    with torch.device("meta"):
-        model = pm.hook.archbench_build_model(spec=spec, swap=swap)
+    try:
+        with torch.device("meta"):
+            model = pm.hook.archbench_build_model(spec=spec, swap=swap)
+    except Exception:
+        return  # not on the meta device: the row builds it and checks what it gets
     if model is None:
         return  # no plugin builds it: its row fails with that
     head = head_size(spec, model)
