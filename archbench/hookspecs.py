@@ -125,11 +125,13 @@ def archbench_build_model(spec: ModelSpec, swap: Swap | None) -> torch.nn.Module
     tensors to a fixed device.
 
     In a count-only run (``--no-latency``: nothing timed or evaluated) the core builds
-    without paying for random initialisation (:mod:`archbench.measure.shapes_only`): each
-    parameter is zero from the moment a module registers it, and value writes to
-    parameters (``torch.nn.init``'s functions, ``uniform_``, ``copy_``...) do nothing;
-    shapes, ``requires_grad`` and buffers are made as usual. Nothing here may depend on a
-    parameter's value.
+    without paying for most of the random initialisation
+    (:mod:`archbench.measure.shapes_only`): each parameter is zero when a module registers
+    it, and value writes to a parameter (``torch.nn.init``'s functions, ``uniform_``,
+    ``copy_``...) do nothing; shapes, ``requires_grad`` and buffers are made as usual. A
+    build that fails that way, or a model that cannot then be counted, is built again the
+    ordinary way. Counts that depend on parameter values (an argmax router) are taken with
+    those zeros.
     """
 
 
@@ -192,8 +194,8 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
     The merged answers are kept in the on-disk complexity cache, and a later run asking
     for the same model reuses them without building it (``--no-cache`` counts afresh). So
     an analysis must depend only on the spec (architecture, variant, config, input size,
-    mixer), ``ctx.settings.mode`` and plugin code, never on parameter values (they are
-    zero in a count-only run: see ``archbench_build_model``): the cache key holds those, and the
+    mixer), ``ctx.settings.mode`` and plugin code, never on parameter values (a
+    count-only run skips initialisation: see ``archbench_build_model``): the cache key holds those, and the
     version and a hash of the ``.py`` files of every plugin implementing this hook,
     ``archbench_build_model``, ``archbench_example_inputs``, ``archbench_flop_handlers``
     or ``archbench_token_mixers``.

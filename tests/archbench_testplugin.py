@@ -44,6 +44,8 @@ TOY = Architecture(
         "ignores-swap": _variant(fail="ignores-swap"),
         "dies": _variant(fail="dies"),
         "no-meta": _variant(fail="no-meta"),
+        "init-reads": _variant(fail="init-reads"),
+        "forward-reads": _variant(fail="forward-reads"),
     },
     token_mixer_types=("Conv2d",),
     mixer_swap=MixerSwap(stages=_swap_stages, layout="channels_first"),
@@ -89,7 +91,18 @@ def archbench_build_model(spec: ModelSpec, swap):
         model.requires_grad_(False)
     if fail == "limited":
         model.register_forward_pre_hook(_out_of_memory_above(6))
+    if fail == "init-reads" and not model[0].weight.any():  # reads what it drew
+        raise ValueError("toy model needs drawn weights to be built")
+    if fail == "forward-reads":
+        model.register_forward_pre_hook(_needs_drawn_weights)
     return model
+
+
+def _needs_drawn_weights(module, args):
+    """A forward pass that cannot run with all-zero weights, as some real ones cannot (a
+    Cholesky factor of W Wᵀ, a distribution whose scale is a parameter)."""
+    if not module[0].weight.any():
+        raise ValueError("toy model needs drawn weights to run")
 
 
 def _out_of_memory_above(limit: int):

@@ -19,15 +19,16 @@ def warnings_about(result, text: str) -> list[str]:
 
 @pytest.fixture
 def runs(run_cli, tmp_path):
-    """Three count-only run folders of the toy (a, b, c), a on 'GPU A' and b on 'GPU B'."""
+    """Three count-only run folders of the toy (a, b, c), a on 'GPU A' and b on 'GPU B',
+    named apart (runs started in the same second share a folder name; see test_report)."""
     folders = {}
     for name, device in (("a", "GPU A"), ("b", "GPU B"), ("c", None)):
         result = run_cli("compare", "toy", "toy:broken", "--no-latency", out=tmp_path / name)
-        folders[name] = result.run_dir
+        folders[name] = result.run_dir.rename(result.run_dir.with_name(f"run-{name}"))
         if device:
-            report = read_report(result.run_dir)
+            report = read_report(folders[name])
             report["environment"]["device_name"] = device
-            (result.run_dir / "report.json").write_text(json.dumps(report))
+            (folders[name] / "report.json").write_text(json.dumps(report))
     return folders
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from conftest import read_report
 
 TARGETS = ["vit:small", "swin:tiny", "hornet:tiny", "hornet:tiny_gf", "transformer:base",
            "vit:small+w-msa", "timm:convnext_atto", "timm:vit_tiny_patch16_224"]
@@ -83,3 +84,15 @@ def test_another_thread_builds_as_usual_meanwhile():
 
     assert build_for_counting(build).weight.count_nonzero() == 0
     assert other["model"].weight.count_nonzero() > 0
+
+
+@pytest.mark.parametrize("variant", ["init-reads", "forward-reads"])
+def test_a_model_that_needs_drawn_values_is_counted_from_the_ordinary_build(run_cli,
+                                                                            variant):
+    """A constructor that reads what it drew, or a forward pass that cannot run on zeros,
+    costs one more build, never the row."""
+    result = run_cli("compare", f"toy:{variant}", "toy", "--no-latency", "--no-cache")
+    assert result.exit_code == 0, result.output
+    needs, plain = read_report(result.run_dir)["rows"]
+    assert (needs["model"], needs["status"]) == (f"toy:{variant}", "ok")
+    assert needs["gmacs"] == plain["gmacs"] > 0

@@ -97,12 +97,15 @@ def objects_frozen() -> Iterator[None]:
     collector's sight (``gc.freeze``), so that :func:`release_memory` after each model, and
     the collections Python starts by itself, walk only what the task made: 0.1 s a
     collection becomes a few ms. ``gc.unfreeze`` on leaving, so nothing stays frozen. Does
-    nothing where other code has frozen objects already."""
+    nothing where other code has frozen objects already. Garbage frozen with the rest would
+    stay until the task ends, so the young generations are collected first (cheap: what
+    was made since the last collection, such as the previous task's leftovers)."""
     import gc
 
     if gc.get_freeze_count():
         yield
         return
+    gc.collect(1)
     gc.freeze()
     try:
         yield

@@ -22,12 +22,7 @@ from archbench.core.settings import RunSettings
 from archbench.core.spec import ModelSpec
 from archbench.core.stats import ci_halfwidth_pct
 from archbench.measure import timing
-from archbench.measure.contention import (
-    cpu_columns,
-    gpu_columns,
-    load_per_core,
-    timing_threads,
-)
+from archbench.measure.contention import cpu_columns, gpu_columns, load_per_core, timing_threads
 from archbench.measure.device import (
     apply_precision_flags,
     is_oom,
@@ -167,9 +162,9 @@ class TaskRun:
             self._mixers = collect_mixers(self.pm)
         return plan_swap(spec, self._mixers)
 
-    def build(self, spec: ModelSpec, swap: Swap | None) -> nn.Module:
-        """The plugin's model, in eval mode; in a count-only run, with its parameters zero
-        instead of initialised (:mod:`archbench.measure.shapes_only`)."""
+    def build(self, spec: ModelSpec, swap: Swap | None, ordinary: bool = False) -> nn.Module:
+        """The plugin's model, in eval mode; in a count-only run, unless ``ordinary``, with
+        its initialisation skipped (:mod:`archbench.measure.shapes_only`)."""
         from archbench.measure.shapes_only import build_for_counting
 
         def build() -> nn.Module:
@@ -179,14 +174,15 @@ class TaskRun:
                                    f"{spec.arch.plugin!r})")
             return model
 
-        return (build() if self.settings.latency else build_for_counting(build)).eval()
+        skipped = not (ordinary or self.settings.latency)
+        return (build_for_counting(build) if skipped else build()).eval()
 
     def inputs(self, spec: ModelSpec, model: nn.Module, batch_size: int) -> tuple[Any, ...]:
         return tuple(self.hook.archbench_example_inputs(spec=spec, model=model,
                                                         batch_size=batch_size))
 
-    def analyze(self, spec: ModelSpec, model: nn.Module, swap: Swap | None
-                ) -> tuple[dict, dict]:
+    def analyze(self, spec: ModelSpec, model: nn.Module, swap: Swap | None,
+                retry: bool = True) -> tuple[dict, dict]:
         import torch
 
         from archbench.measure.counting import AnalysisContext
@@ -196,8 +192,14 @@ class TaskRun:
                                       what="FLOP handler for"))
         ctx = AnalysisContext(spec=spec, model=model, inputs=self.inputs(spec, model, 1),
                               handlers=handlers, settings=self.settings, swap=swap)
-        with torch.no_grad():
-            return split_columns(merge_answers(self.hook.archbench_analyze(ctx=ctx)))
+        try:
+            with torch.no_grad():
+                return split_columns(merge_answers(self.hook.archbench_analyze(ctx=ctx)))
+        except Exception:
+            if self.settings.latency or not retry:
+                raise
+        # a model that cannot run with the count-only build's zeros: count the ordinary one
+        return self.analyze(spec, self.build(spec, swap, ordinary=True), swap, retry=False)
 
     def workload(self, item: Prepared, batch_size: int) -> Workload:
         from archbench.measure.workload import make_workload, place_inputs
