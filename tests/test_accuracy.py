@@ -186,6 +186,7 @@ def test_a_model_that_cannot_be_built_on_the_meta_device_is_checked_in_its_row(
     assert result.exit_code == 0, result.output
     row = read_report(result.run_dir)["rows"][0]
     assert row["status"] == "ok" and row["eval_images"] == 10
+    assert "toy:no-meta: 10/10 images" in result.stderr  # the run's progress lines
 
 
 # -- archbench's predictions are timm's --
