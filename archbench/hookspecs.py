@@ -194,9 +194,9 @@ def archbench_analyze(ctx: AnalysisContext) -> dict[str, Any] | None:
     The merged answers are kept in the on-disk complexity cache, and a later run asking
     for the same model reuses them without building it (``--no-cache`` counts afresh). So
     an analysis must depend only on the spec (architecture, variant, config, input size,
-    mixer), ``ctx.settings.mode`` and plugin code, never on parameter values (a
-    count-only run skips initialisation: see ``archbench_build_model``): the cache key holds those, and the
-    version and a hash of the ``.py`` files of every plugin implementing this hook,
+    mixer), ``ctx.settings.mode`` and plugin code, never on parameter values (a count-only
+    run skips initialisation: see ``archbench_build_model``). The cache key holds those,
+    and the version and a hash of the ``.py`` files of every plugin implementing this hook,
     ``archbench_build_model``, ``archbench_example_inputs``, ``archbench_flop_handlers``
     or ``archbench_token_mixers``.
     """
