@@ -1,4 +1,4 @@
-"""Count-only runs build models with their initialisation skipped and every parameter zero
+"""Count-only runs build models with their initialisation skipped and their parameters zero
 (archbench.measure.shapes_only): the counts, parameters and buffers are those of the model
 built the ordinary way."""
 
