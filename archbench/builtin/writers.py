@@ -14,7 +14,7 @@ from archbench.report.cells import (
     markdown_table,
     markdown_text,
 )
-from archbench.report.report import COLUMN_NOTES, REPORT_VERSION, Report, ReportWriter, jsonable
+from archbench.report.report import COLUMN_NOTES, Report, ReportWriter
 
 
 def render_csv(report: Report) -> str:
@@ -22,26 +22,7 @@ def render_csv(report: Report) -> str:
 
 
 def render_json(report: Report) -> str:
-    from archbench import __version__
-
-    frame = report.frame()
-    rows = []
-    for record, details in zip(frame.to_dict(orient="records"), report.details):
-        rows.append({**record, "details": details})
-    document = {
-        "report_version": REPORT_VERSION,
-        "kind": report.kind,
-        "archbench_version": __version__,
-        "created": report.created,
-        "command": report.command,
-        "environment": report.environment,
-        "settings": report.settings,
-        "notes": report.notes,
-        "tables": report.tables,
-        "columns": list(frame.columns),
-        "rows": rows,
-    }
-    return json.dumps(jsonable(document), indent=2) + "\n"
+    return json.dumps(report.document(), indent=2) + "\n"
 
 
 def _environment_lines(env: dict) -> list[str]:

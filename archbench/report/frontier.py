@@ -35,7 +35,6 @@ class Point:
     cost: float
     accuracy: float
     measured: bool
-    pretrain: str = ""
 
 
 def accuracy_of(row: dict[str, Any]) -> tuple[float, bool] | None:
@@ -67,8 +66,9 @@ def pareto(points: list[Point]) -> list[int | None]:
 
 
 def _device(row: dict[str, Any], details: dict[str, Any]) -> str:
-    where = details.get("where") if isinstance(details.get("where"), dict) else {}
-    return str(row.get("device_name") or where.get("device_name") or row.get("device") or "?")
+    from archbench.report.baseline import device_name_of
+
+    return str(device_name_of({**row, "details": details}, {}) or row.get("device") or "?")
 
 
 def groups(report: Report) -> dict[tuple, list[tuple[str, dict[str, Any]]]]:
@@ -94,8 +94,7 @@ def points(rows: list[tuple[str, dict[str, Any]]], axis: str) -> list[Point]:
     for label, row in rows:
         accuracy = accuracy_of(row)
         if accuracy is not None and is_number(row.get(axis)) and row[axis] > 0:
-            out.append(Point(label, float(row[axis]), accuracy[0], accuracy[1],
-                             "" if accuracy[1] else str(row.get("top1_pretrain") or "")))
+            out.append(Point(label, float(row[axis]), accuracy[0], accuracy[1]))
     return out
 
 

@@ -215,6 +215,22 @@ class Report:
         return pd.DataFrame(self.summary_records(), columns=self.summary_columns(),
                             dtype=object)
 
+    def document(self) -> dict[str, Any]:
+        """report.json's content, as plain JSON values (:func:`jsonable`): what the JSON
+        writer prints and the results store records."""
+        from archbench import __version__
+
+        frame = self.frame()
+        rows = [{**record, "details": details}
+                for record, details in zip(frame.to_dict(orient="records"), self.details)]
+        return jsonable({
+            "report_version": REPORT_VERSION, "kind": self.kind,
+            "archbench_version": __version__, "created": self.created,
+            "command": self.command, "environment": self.environment,
+            "settings": self.settings, "notes": self.notes, "tables": self.tables,
+            "columns": list(frame.columns), "rows": rows,
+        })
+
     def caption(self) -> str:
         """The settings a reader needs beside a table or a figure (device, dtype, batch,
         threads, timing), in one sentence."""

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from archbench.accuracy.checks import plan_evaluation
 from archbench.core.errors import UsageError
 from archbench.core.mixers import REFERENCE_MIXER, collect_mixers, find_mixer
 from archbench.core.registry import Registry
@@ -75,6 +74,8 @@ def plan_models(pm: Any, registry: Registry, request: ModelRequest,
     settings = run_settings(request.measurement, machine)
     if settings.mode == "train":
         check_trainable(pm, specs)
+    from archbench.accuracy.checks import plan_evaluation
+
     evaluation = plan_evaluation(pm, request.measurement, settings, specs)  # --data
     settings = dataclasses.replace(settings, evaluation=evaluation)
     if not settings.latency:

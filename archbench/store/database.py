@@ -174,17 +174,9 @@ class Store:
                              "('archbench history' lists them)")
         return found[0]
 
-    def runs(self, since: str | None = None, complete: bool | None = None
-             ) -> list[dict[str, Any]]:
+    def runs(self) -> list[dict[str, Any]]:
         """Stored runs, newest first."""
-        clauses, args = [], []
-        if since:
-            clauses.append("created >= ?")
-            args.append(since)
-        if complete is not None:
-            clauses.append("complete = ?")
-            args.append(int(complete))
-        return self._runs(("WHERE " + " AND ".join(clauses)) if clauses else "", args)
+        return self._runs("", ())
 
     def _runs(self, where: str, args: Sequence[Any]) -> list[dict[str, Any]]:
         cursor = self.connection.execute(

@@ -4,7 +4,6 @@ ran in, and the report document (what the run folder's report.json holds)."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import secrets
 import subprocess
@@ -56,12 +55,10 @@ def record_report(path: Path, report: Any, run_id: str, run_dir: Path | None) ->
     renders (so the stored run is its report.json), with the run id and the store noted in
     the report's environment first. Raises ``UsageError``, ``sqlite3.Error`` or ``OSError``
     where the store cannot be written; the report's environment is then left as it was."""
-    from archbench.builtin.writers import render_json
-
     previous = report.environment.get("store")
     report.environment["store"] = {"run_id": run_id, "path": os.path.abspath(path)}
     try:
-        document = json.loads(render_json(report))
+        document = report.document()
         with Store(path) as store:
             store.record(run_id, document, complete=report.complete,
                          run_dir=None if run_dir is None else str(run_dir),
