@@ -17,6 +17,7 @@ from click.testing import CliRunner
 from archbench.core.stats import bootstrap_median_ci, ci_halfwidth_pct
 from archbench.measure import timing
 from archbench.measure.contention import (
+    TICK_S,
     CpuWindow,
     cpu_columns,
     parse_compute_apps,
@@ -112,6 +113,16 @@ def test_contention_arithmetic_and_notes():
     window = CpuWindow(wall_s=2.0, process_cpu_s=2.0, system_busy_s=5.0)  # others: 1.5 cores
     busy = cpu_columns([window], threads=1)
     assert busy["cpu_others_cores"] == pytest.approx(1.5) and busy["cpu_share"] == 1.0
+    # two hogs beside one timed thread on two cores (seen): 1.37 cores busy, 65% of its
+    # time; beyond the spare cores by less than 0.3, so the share lost decides
+    others = usable_cores() - 1 + 0.2 + usable_cores() * TICK_S
+    starved, fed = (cpu_columns([CpuWindow(2.0, own, own + 2.0 * others)], threads=1)
+                    for own in (1.3, 1.9))
+    assert starved["contended"] is True and "65% of their time" in starved["contention"]
+    assert fed["contended"] is False
+    quiet = cpu_columns([CpuWindow(wall_s=2.0, process_cpu_s=1.3, system_busy_s=1.5)],
+                        threads=1)  # a thread that waits (I/O), others 0.1 cores: fine
+    assert quiet["contended"] is False
     rows = [{"model": "a", "batch_size": 1, "contended": True},
             {"model": "b", "batch_size": 1, "contended": False, "ci_reached": False}]
     notes = trust_notes(rows, {"device": "cpu", "target_ci": 2})

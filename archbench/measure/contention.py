@@ -16,6 +16,10 @@ from typing import Any
 #: Other processes may keep this many cores busy beyond the spare ones (cores minus
 #: ``--threads``) before a row counts as contended: a shell, a sampler, the kernel.
 TOLERANCE_CORES = 0.3
+#: ... or, when the timed threads got less than this share of their time, half as many: on
+#: two cores with one timed thread, others cannot keep much more than 1.3 cores busy while
+#: that thread still runs, yet it gets only two thirds of its core (tried: 0.65).
+LOST_SHARE = 0.8
 #: The system's busy time is counted in clock ticks per core (10 ms on Linux); a short
 #: window's reading can be off by a tick per core at each end.
 TICK_S = 0.01
@@ -110,12 +114,14 @@ def cpu_columns(windows: Iterable[CpuWindow], threads: int) -> dict[str, Any]:
     cores = usable_cores()
     spare = max(cores - threads, 0)
     resolution = 2 * len(windows) * cores * TICK_S / wall
-    contended = others > spare + TOLERANCE_CORES + resolution
-    columns = {"cpu_share": own / (wall * threads), "cpu_others_cores": others,
-               "contended": contended}
+    share = own / (wall * threads)
+    allowed = TOLERANCE_CORES / (2 if share < LOST_SHARE else 1)
+    contended = others > spare + allowed + resolution
+    columns = {"cpu_share": share, "cpu_others_cores": others, "contended": contended}
     if contended:
         columns["contention"] = (f"other processes kept {others:.1f} of {cores} cores busy "
-                                 f"while {threads} thread(s) were timed")
+                                 f"while {threads} thread(s) were timed (they got "
+                                 f"{share:.0%} of their time)")
     return columns
 
 
