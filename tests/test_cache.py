@@ -149,7 +149,8 @@ def test_editing_a_plugins_source_is_a_miss(compare, monkeypatch, tmp_path):
     second, builds_after = run()
     assert first["complexity_cache"] == "miss" and second["complexity_cache"] == "hit"
     assert builds == builds_after == ["edited:tiny"]  # the second run built nothing
-    module.write_text(PLUGIN.replace("WIDTH", "6"))
+    # a source of another size: a .pyc written this same second is then not taken for it
+    module.write_text(PLUGIN.replace("WIDTH", "16"))
     monkeypatch.delitem(sys.modules, "archbench_edited")  # as a new process would:
     complexity_cache.source_digest.cache_clear()           # the new code, hashed anew
     third, builds = run()
